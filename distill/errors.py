@@ -1,0 +1,13 @@
+"""The two exception types users see: bad data and bad recipes.
+
+Both are ``ValueError`` so callers that already catch that keep working. Messages name the file,
+the line or key, and what was expected, so the CLI can print them as one line.
+"""
+
+
+class DataError(ValueError):
+    """Malformed or missing data: a point file, an annotation line, an image, a schema file."""
+
+
+class ConfigError(ValueError):
+    """A recipe or override that does not fit the typed recipe schema."""
