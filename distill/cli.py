@@ -28,6 +28,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--num-test", type=int, default=None, help="number of test faces (default num/5)")
     s.add_argument("--stability", type=int, default=0,
                    help="also write stability groups of K renders of each face (0: none)")
+    s.add_argument("--image-format", default="jpg", choices=["jpg", "png"],
+                   help="jpg (quality 95, ~15 kB per face with mask and .pts) or png (lossless, ~3x larger)")
 
     s = sub.add_parser("show", help="draw a grid of samples with their points",
                        description="Draw a grid of samples (optionally augmented) with their points.")
@@ -46,7 +48,7 @@ def _data(args: argparse.Namespace) -> None:
         from distill.data.synthface import generate
 
         generate(args.out, num=args.num, seed=args.seed, size=args.size, workers=args.workers,
-                 num_test=args.num_test, stability=args.stability)
+                 num_test=args.num_test, stability=args.stability, image_format=args.image_format)
     else:
         from distill.data.show import show_dataset
 
@@ -54,9 +56,146 @@ def _data(args: argparse.Namespace) -> None:
                      augment=args.augment, subset=args.subset, seed=args.seed)
 
 
+# ----------------------------------------------------------------------------- train / eval / recipes
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="a recipe YAML path or a shipped recipe name (see `distill recipes`)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="override any recipe field, e.g. trainer.max_steps=100 optim.lr=2e-3 resume=true")
+    p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="build data, model and teacher and run one batch through the losses, without training")
+
+
+def _train(args: argparse.Namespace) -> None:
+    if args.print_config:
+        from distill.config import load_recipe, recipe_to_yaml
+
+        print(recipe_to_yaml(load_recipe(args.recipe, args.overrides)), end="")
+        return
+    from distill.training import train
+
+    run_dir = train(args.recipe, args.overrides, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(f"run folder: {run_dir}")
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a trained model: .ckpt (or an exported .onnx / .pt)")
+    p.add_argument("--data", required=True, help="data set folder, annotation file or .mat")
+    p.add_argument("--format", default="auto", help="reader: auto, synthface, 300w, wflw, cofw, aflw, aflw_csv, folder")
+    p.add_argument("--split", default="auto",
+                   help="split to score (auto: test for synthface/cofw/aflw, full for 300w, none for one-file formats)")
+    p.add_argument("--json", default=None, help="also write the results as JSON here")
+    p.add_argument("--ced", default=None, help="also draw the cumulative error distribution into this PNG")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-samples", type=int, default=0, help="score only the first N images (0: all)")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from distill.training.evaluate import evaluate, print_results
+
+    results = evaluate(args.model, args.data, fmt=args.format, split=args.split, batch_size=args.batch_size,
+                       json_out=args.json, ced=args.ced, max_samples=args.max_samples)
+    print_results(results)
+
+
+def _recipes_args(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _recipes(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from distill.recipes import RECIPES_DIR, describe, list_recipes
+
+    table = Table(title=f"shipped recipes ({RECIPES_DIR})")
+    table.add_column("recipe")
+    table.add_column("description")
+    for name, path in list_recipes().items():
+        table.add_row(name, describe(path))
+    Console(width=max(Console().width, 120)).print(table)
+
+
+# ----------------------------------------------------------------------------- export / predict / bench
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a .ckpt written by distill train (model weights + distill info)")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], help="output format")
+    p.add_argument("--out", required=True, help="output file (.onnx or .pt)")
+    p.add_argument("--int8", action="store_true", help="static int8 quantisation (ONNX only, QDQ, per-channel)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset")
+    p.add_argument("--data", default=None,
+                   help="data folder (SynthFace / 300W layout): real crops for the parity check, int8 "
+                        "calibration (train split) and the int8 NME change (test split)")
+    p.add_argument("--no-check", action="store_true", help="skip the torch vs runtime parity check")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from distill.export import ExportError, export
+
+    try:
+        export(args.checkpoint, args.format, args.out, int8=args.int8, opset=args.opset, calib_data=args.data,
+               check=not args.no_check)
+    except ExportError as e:  # a failed parity check is not bad input, but it deserves one line too
+        raise DataError(str(e)) from None
+
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a .ckpt, .onnx or TorchScript .pt model")
+    p.add_argument("input", help="an image, a folder of images or a video (.mp4, .avi, ...)")
+    p.add_argument("--box", default=None, help="face box x1,y1,x2,y2 in image px (default: Haar face detector)")
+    p.add_argument("--pts", default=None, help="take the face box from the extent of this .pts file "
+                                               "(for a folder input: a folder of <image stem>.pts)")
+    p.add_argument("--out", default=None, help="overlay: an image file, a folder (folder input) or an .mp4 (video)")
+    p.add_argument("--json", default=None, help="write the landmarks as JSON here")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    p.add_argument("--smooth-min-cutoff", type=float, default=None,
+                   help="video: One-Euro filter min cutoff in Hz (enables smoothing; e.g. 1.0)")
+    p.add_argument("--smooth-beta", type=float, default=0.0, help="video: One-Euro filter speed coefficient")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from distill.inference import parse_box, predict_path
+
+    smoothing = None
+    if args.smooth_min_cutoff is not None:
+        from distill.filters import OneEuroFilter
+
+        smoothing = OneEuroFilter(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta)
+    predict_path(args.model, args.input, box=None if args.box is None else parse_box(args.box), pts=args.pts,
+                 out=args.out, json_out=args.json, threads=args.threads, smoothing=smoothing)
+
+
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", help=".ckpt, .onnx or TorchScript .pt files (the first is the reference)")
+    p.add_argument("--json", default=None, help="write the rows as JSON here")
+    p.add_argument("--photo-size", type=int, default=640, help="width of the end-to-end photo (height 3/4 of it)")
+    p.add_argument("--repeats", type=int, default=50, help="timed runs per measurement")
+    p.add_argument("--batch", type=int, default=32, help="batch size of the throughput measurement")
+    p.add_argument("--fast", action="store_true", help="few repeats, small batch (smoke runs)")
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from distill.bench import bench_models, print_table
+    from distill.inference import write_json
+
+    rows = bench_models(args.models, photo_size=args.photo_size, repeats=args.repeats, batch=args.batch,
+                        fast=args.fast)
+    print_table(rows)
+    if args.json:
+        write_json(args.json, rows)
+
+
 # ----------------------------------------------------------------------------- registry
 COMMANDS: dict[str, tuple[str, object, object]] = {
     "data": ("generate or look at data sets", _data_args, _data),
+    "train": ("train a recipe (writes checkpoints/<recipe>/<run>/)", _train_args, _train),
+    "eval": ("score a model: NME / FR / AUC, overall and per subset", _eval_args, _eval),
+    "recipes": ("list the shipped recipes", _recipes_args, _recipes),
+    "export": ("export a checkpoint to ONNX or TorchScript (decoding in the graph, parity-checked)",
+               _export_args, _export),
+    "predict": ("landmarks on an image, a folder or a video (overlay + JSON)", _predict_args, _predict),
+    "bench": ("size, FLOPs, latency and throughput of models, side by side", _bench_args, _bench),
 }
 
 

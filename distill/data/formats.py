@@ -1,14 +1,36 @@
 """Readers and writers for landmark data sets; every reader returns a list of :class:`Sample`.
 
-(Filled in by the formats work: .pts, 300W, WFLW, COFW, AFLW-19, generic folders.)
+This module holds the record (:class:`Sample`), the iBUG ``.pts`` format and the readers of
+folders of annotated images: 300W (:func:`read_300w`), any folder of ``.pts``/``.json``
+(:func:`read_folder`), and the SynthFace sidecar ``annotations.jsonl`` they merge. The other
+families live beside it and are re-exported here:
+
+- ``formats_text.py``: WFLW annotation lines (:func:`read_wflw`), HRNet's AFLW-19 CSV (:func:`read_aflw_csv`);
+- ``formats_mat.py``: COFW (:func:`read_cofw`) and AFLW-19 (:func:`read_aflw`) MATLAB files;
+- ``formats_load.py``: ``load_samples(fmt, path, ...) -> (samples, ScanReport)`` and its ``READERS`` dict;
+- ``formats_check.py``: the checks every reader runs, ``ScanReport`` and ``BadSample``.
+
+Every reader takes ``strict`` (raise the first bad sample) and ``report`` (a ScanReport that
+counts what a non-strict scan skipped and why). Errors are ``DataError`` naming file and line.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from distill.data.formats_check import (BadSample, ScanReport, check_box, check_image, check_points,
+                                        check_visibility, scan)
+from distill.data.schema import SCHEMAS, LandmarkSchema, get_schema
+from distill.errors import DataError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp")
+SIDECAR = "annotations.jsonl"
 
 
 @dataclass
@@ -31,8 +53,37 @@ class Sample:
     attributes: dict = field(default_factory=dict)
 
 
+def expectation(spec: int | str | LandmarkSchema) -> tuple[int, str | None]:
+    """(point count, schema name) from a schema, a schema name or YAML path, or a bare count."""
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        # a bare count still gets a name in messages when exactly one built-in has it
+        names = [s.name for s in SCHEMAS.values() if s.num_points == spec]
+        return int(spec), names[0] if len(names) == 1 else None
+    schema = get_schema(spec)
+    return schema.num_points, schema.name
+
+
+def make_sample(where: str, image_path: Path, points, expect: tuple[int, str | None], *,
+                visibility=None, box=None, attributes: dict | None = None,
+                image_size: tuple[int, int] | None = None) -> Sample:
+    """Check one annotation and build its Sample; every problem is a BadSample naming ``where``."""
+    try:
+        pts = np.asarray(points, dtype=np.float64)
+        vis = None if visibility is None else np.asarray(visibility, dtype=np.float64).reshape(-1)
+        bx = None if box is None else np.asarray(box, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise BadSample("non-numeric value", f"{where}: points, visibility and box must be numbers") from None
+    check_points(pts, where, expect[0], expect[1], image_size)
+    if vis is not None:
+        check_visibility(vis, where, len(pts))
+    if bx is not None:
+        check_box(bx, where)
+    return Sample(image_path=Path(image_path), points=pts.astype(np.float32),
+                  visibility=None if vis is None else vis.astype(np.float32),
+                  box=None if bx is None else bx.astype(np.float32), attributes=dict(attributes or {}))
+
+
 # ----------------------------------------------------------------------------- iBUG .pts
-from distill.errors import DataError  # noqa: E402
 
 
 def read_pts(path: str | Path, num_points: int | None = None) -> np.ndarray:
@@ -40,12 +91,15 @@ def read_pts(path: str | Path, num_points: int | None = None) -> np.ndarray:
 
     Tolerant of CRLF, tabs and repeated spaces; strict about the header, the braces, the count
     (``n_points`` must match the rows, and ``num_points`` when given) and finite numbers.
+    Errors are BadSample (a DataError) whose ``reason`` a scan counts.
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise BadSample("missing annotation", f"{path}: file not found") from None
+    except OSError as e:
+        raise BadSample("unreadable annotation", f"{path}: cannot read ({e.strerror})") from None
     lines = [ln.strip() for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     # (line number, content) of non-empty lines, numbers 1-based for messages
     rows = [(i + 1, ln) for i, ln in enumerate(lines) if ln]
@@ -58,14 +112,16 @@ def read_pts(path: str | Path, num_points: int | None = None) -> np.ndarray:
             try:
                 n_declared = int(value.strip())
             except ValueError:
-                raise DataError(f"{path}:{lineno}: n_points is not an integer: {value.strip()!r}") from None
+                raise BadSample("malformed",
+                                f"{path}:{lineno}: n_points is not an integer: {value.strip()!r}") from None
         elif key.strip() != "version":
-            raise DataError(f"{path}:{lineno}: unexpected header line {ln!r} (expected version/n_points/{{)")
+            raise BadSample("malformed",
+                            f"{path}:{lineno}: unexpected header line {ln!r} (expected version/n_points/{{)")
         k += 1
     if k == len(rows):
-        raise DataError(f"{path}: no opening brace '{{' (truncated or not a .pts file)")
+        raise BadSample("truncated", f"{path}: no opening brace '{{' (truncated or not a .pts file)")
     if n_declared is None:
-        raise DataError(f"{path}: header has no n_points line")
+        raise BadSample("malformed", f"{path}: header has no n_points line")
     pts = []
     closed = False
     for lineno, ln in rows[k + 1:]:
@@ -74,28 +130,31 @@ def read_pts(path: str | Path, num_points: int | None = None) -> np.ndarray:
             break
         parts = ln.split()
         if len(parts) != 2:
-            raise DataError(f"{path}:{lineno}: expected 'x y', got {ln!r}")
+            raise BadSample("malformed", f"{path}:{lineno}: expected 'x y', got {ln!r}")
         try:
             x, y = float(parts[0]), float(parts[1])
         except ValueError:
-            raise DataError(f"{path}:{lineno}: non-numeric coordinate in {ln!r}") from None
-        if not (np.isfinite(x) and np.isfinite(y)):
-            raise DataError(f"{path}:{lineno}: coordinate is NaN or infinite: {ln!r}")
+            raise BadSample("non-numeric value", f"{path}:{lineno}: non-numeric coordinate in {ln!r}") from None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise BadSample("non-finite value", f"{path}:{lineno}: coordinate is NaN or infinite: {ln!r}")
         pts.append((x - 1.0, y - 1.0))
     if not closed:
-        raise DataError(f"{path}: no closing brace '}}' after {len(pts)} points (truncated file?)")
+        raise BadSample("truncated", f"{path}: no closing brace '}}' after {len(pts)} points (truncated file?)")
     if len(pts) != n_declared:
-        raise DataError(f"{path}: n_points says {n_declared} but {len(pts)} points follow")
+        raise BadSample("wrong point count", f"{path}: n_points says {n_declared} but {len(pts)} points follow")
     if num_points is not None and len(pts) != num_points:
-        raise DataError(f"{path}: has {len(pts)} points, the schema expects {num_points}")
+        n, name = expectation(num_points)
+        expects = f"the schema {name} expects" if name else "expected"
+        raise BadSample("wrong point count", f"{path}: has {len(pts)} points, {expects} {n}")
     return np.asarray(pts, dtype=np.float32).reshape(-1, 2)
 
 
 def write_pts(path: str | Path, points: np.ndarray) -> None:
     """Write (K, 2) 0-based points as an iBUG ``.pts`` (1-based), atomically.
 
-    The +1 is done in float64, where it is exact for any float32 below 2**29, and ``repr`` of a
-    float64 round-trips, so write -> read gives back the same float32 bits.
+    The +1 is done in float64, where it is exact for every float32 x with |x| >= 2**-29 (or
+    x = +0), and ``repr`` of a float64 round-trips, so write -> read gives back the same float32
+    bits for any real pixel coordinate.
     """
     path = Path(path)
     pts = np.asarray(points, dtype=np.float32).reshape(-1, 2).astype(np.float64)
@@ -104,3 +163,227 @@ def write_pts(path: str | Path, points: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- folders of images
+
+
+def walk_annotated(root: Path, ann_suffixes: tuple[str, ...]):
+    """Yield (annotation file, sibling image or None) under ``root``, recursively, sorted.
+
+    An image's annotation is the file with the same stem in the same folder. Images without
+    one (SynthFace's masks, say) are not samples; annotations without an image are, and fail.
+    """
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        images = {}
+        for name in files:
+            stem, suffix = os.path.splitext(name)
+            if suffix.lower() in IMAGE_SUFFIXES:
+                images.setdefault(stem, name)
+        for name in sorted(files):
+            stem, suffix = os.path.splitext(name)
+            if suffix.lower() in ann_suffixes:
+                image = images.get(stem)
+                yield Path(folder, name), None if image is None else Path(folder, image)
+
+
+def _image_beside(ann: Path, image: Path | None) -> tuple[int, int] | None:
+    if image is None:
+        raise BadSample("missing image", f"{ann}: no image beside it (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return check_image(image, where=str(ann))
+
+
+# 300W's published split, by the folder a file lies in (relative to the 300W root).
+SPLITS_300W = {
+    "train": (("afw",), ("helen", "trainset"), ("lfpw", "trainset")),
+    "common": (("helen", "testset"), ("lfpw", "testset")),
+    "challenging": (("ibug",),),
+}
+SPLIT_GROUPS_300W = {"train": ("train",), "common": ("common",), "challenging": ("challenging",),
+                     "full": ("common", "challenging")}
+
+
+def subset_300w(relative: Path) -> str | None:
+    """'train' / 'common' / 'challenging' for a path relative to the scanned root, else None.
+
+    The 300W folders may sit a level or two down (``300W/afw``, ``ibug_300W_large_face_landmark_dataset/afw``).
+    """
+    parts = tuple(p.lower() for p in relative.parent.parts)
+    for start in range(len(parts)):
+        for name, prefixes in SPLITS_300W.items():
+            if any(parts[start: start + len(pre)] == pre for pre in prefixes):
+                return name
+    return None
+
+
+def read_300w(root: str | Path, split: str | None = None, num_points: int | str | LandmarkSchema = 68,
+              strict: bool = False, report: ScanReport | None = None) -> list[Sample]:
+    """Every image under ``root`` with a sibling ``.pts``, recursively (``split=None``), or a 300W split.
+
+    Splits: train = afw + helen/trainset + lfpw/trainset; common = helen/testset + lfpw/testset;
+    challenging = ibug; full = common + challenging. Samples of common/challenging carry
+    ``attributes["subset"]``. ``num_points`` is a count or a schema (name, YAML path or object).
+    An ``annotations.jsonl`` in ``root`` or its parent (SynthFace) is merged into each sample.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder (read_300w expects a folder of images with .pts files)")
+    if split is not None and split not in SPLIT_GROUPS_300W:
+        raise DataError(f"{root}: unknown 300W split {split!r}; use one of {', '.join(SPLIT_GROUPS_300W)} or None")
+    expect = expectation(num_points)
+    items = [(ann, img, subset_300w(ann.relative_to(root))) for ann, img in walk_annotated(root, (".pts",))]
+    if split is not None:
+        if not any(sub for _, _, sub in items):
+            raise DataError(f"{root}: no 300W folders (afw, helen/trainset, helen/testset, lfpw/trainset, "
+                            f"lfpw/testset, ibug) with .pts files, so split {split!r} is empty")
+        items = [it for it in items if it[2] in SPLIT_GROUPS_300W[split]]
+    sidecar = Sidecar.find(root, root.parent)
+
+    def build(item) -> Sample:
+        ann, image, subset = item
+        size = _image_beside(ann, image)
+        attrs = {"subset": subset} if subset in ("common", "challenging") else {}
+        sample = make_sample(str(ann), image, read_pts(ann), expect, attributes=attrs, image_size=size)
+        return sidecar.merge(sample) if sidecar else sample
+
+    return scan(items, build, strict, report)
+
+
+def read_folder(root: str | Path, schema: str | LandmarkSchema, strict: bool = False,
+                report: ScanReport | None = None) -> list[Sample]:
+    """Every image under ``root`` with a sibling ``.pts`` (1-based) or ``.json`` (0-based), recursively.
+
+    JSON: ``{"points": [[x, y], ...], "visibility": [...] (optional), "box": [x1, y1, x2, y2] (optional)}``.
+    Every ``.pts`` and ``.json`` file under ``root`` is taken as an annotation.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    expect = expectation(schema)
+    sidecar = Sidecar.find(root, root.parent)
+
+    def build(item) -> Sample:
+        ann, image = item
+        size = _image_beside(ann, image)
+        if ann.suffix.lower() == ".pts":
+            sample = make_sample(str(ann), image, read_pts(ann), expect, image_size=size)
+        else:
+            ann_json = _read_json_annotation(ann)
+            sample = make_sample(str(ann), image, ann_json["points"], expect, visibility=ann_json.get("visibility"),
+                                 box=ann_json.get("box"), image_size=size)
+        return sidecar.merge(sample) if sidecar else sample
+
+    return scan(walk_annotated(root, (".pts", ".json")), build, strict, report)
+
+
+def _read_json_annotation(path: Path) -> dict:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise BadSample("malformed", f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadSample("unreadable annotation", f"{path}: cannot read ({e})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("points"), list):
+        raise BadSample("malformed", f"{path}: expected an object with a 'points' list of [x, y] pairs")
+    unknown = sorted(set(raw) - {"points", "visibility", "box"})
+    if unknown:
+        raise BadSample("malformed", f"{path}: unknown key '{unknown[0]}' (known: points, visibility, box)")
+    return raw
+
+
+# ----------------------------------------------------------------------------- SynthFace sidecar
+
+
+def _abspath(path: str | Path) -> str:
+    # abspath, not resolve(): no symlink lookups per file, and the scan builds paths the same way
+    return os.path.normcase(os.path.abspath(path))
+
+
+class Sidecar:
+    """``annotations.jsonl`` beside a data set: per-image extras that ``.pts``/WFLW lines cannot hold.
+
+    One JSON object per line: ``image`` (relative to the file's folder), ``visibility`` (68),
+    ``visibility98`` (98), ``attributes`` (the six flags), ``yaw``/``pitch``/``roll`` (degrees),
+    ``mask`` (relative path or null), ``group``, ``frame``, ``split``.
+    """
+
+    EXTRA_KEYS = ("yaw", "pitch", "roll", "group", "frame", "split")
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.root = path.parent
+        self.entries: dict[str, tuple[int, dict]] = {}  # absolute image path -> (line number, entry)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError(f"{path}: cannot read ({e})") from None
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(entry, dict) or not isinstance(entry.get("image"), str):
+                raise DataError(f"{path}:{lineno}: expected an object with an 'image' path")
+            self.entries[_abspath(self.root / entry["image"])] = (lineno, entry)
+
+    @classmethod
+    def find(cls, *folders: Path) -> Sidecar | None:
+        """The sidecar in the first of ``folders`` that has one, or None."""
+        for folder in folders:
+            if (Path(folder) / SIDECAR).is_file():
+                return cls(Path(folder) / SIDECAR)
+        return None
+
+    def merge(self, sample: Sample) -> Sample:
+        """Fill in visibility and attributes from this image's line (no line: unchanged)."""
+        hit = self.entries.get(_abspath(sample.image_path))
+        if hit is None:
+            return sample
+        lineno, entry = hit
+        where = f"{self.path}:{lineno}"
+        k = len(sample.points)
+        key = "visibility98" if k == 98 else "visibility"
+        if entry.get(key) is not None:
+            try:
+                vis = np.asarray(entry[key], dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                raise BadSample("bad visibility", f"{where}: '{key}' must be a list of numbers") from None
+            check_visibility(vis, f"{where}: '{key}'", k)
+            sample.visibility = vis.astype(np.float32)
+        flags = entry.get("attributes") or {}
+        if not isinstance(flags, dict):
+            raise BadSample("bad attribute", f"{where}: 'attributes' must be an object of flags")
+        for name, value in flags.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+                raise BadSample("bad attribute", f"{where}: attribute '{name}' must be an integer flag, got {value!r}")
+            sample.attributes[name] = int(value)
+        for name in self.EXTRA_KEYS:
+            if name in entry:
+                sample.attributes[name] = entry[name]
+        if "mask" in entry:
+            mask = entry["mask"]
+            sample.attributes["mask"] = os.path.abspath(self.root / mask) if mask else None
+        return sample
+
+
+# ----------------------------------------------------------------------------- the other families
+
+_ELSEWHERE = {
+    "read_wflw": "formats_text", "read_aflw_csv": "formats_text",
+    "read_cofw": "formats_mat", "read_aflw": "formats_mat", "mat_keys": "formats_mat",
+    "load_samples": "formats_load", "READERS": "formats_load", "DEFAULT_SCHEMA": "formats_load",
+    "guess_format": "formats_load",
+}
+
+
+def __getattr__(name: str):
+    # Lazy re-export: those modules import Sample from here, so importing them at the top
+    # of this file would be a cycle.
+    if name in _ELSEWHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"distill.data.{_ELSEWHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -57,9 +57,10 @@ class LandmarkSchema:
     flip_perm: tuple[int, ...]
     norm_pair: tuple[int, int] | None
     norm_box: bool = False
-    groups: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # dicts are left out of the hash so a schema can key a cache (frozen dataclasses hash every field)
+    groups: dict[str, tuple[int, ...]] = field(default_factory=dict, hash=False)
     five_point: tuple[tuple[int, ...], ...] | None = None
-    norm_pair_alt: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
+    norm_pair_alt: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         problems = validate_flip_perm(self.flip_perm, self.num_points)
@@ -201,7 +202,7 @@ def load_schema(path: str | Path) -> LandmarkSchema:
         if key not in raw:
             raise DataError(f"{path}: missing key '{key}'")
     n = raw["num_points"]
-    if not isinstance(n, int) or n < 1:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise DataError(f"{path}: key 'num_points' must be a positive integer, got {n!r}")
 
     if "flip_perm" in raw:
@@ -226,8 +227,8 @@ def load_schema(path: str | Path) -> LandmarkSchema:
     norm_pair, norm_box = None, False
     if isinstance(norm, dict) and "pair" in norm:
         pair = _int_list(norm["pair"], path, "normaliser.pair")
-        if len(pair) != 2 or not all(0 <= p < n for p in pair):
-            raise DataError(f"{path}: key 'normaliser.pair' must be two indices in 0..{n - 1}, got {pair}")
+        if len(pair) != 2 or not all(0 <= p < n for p in pair) or pair[0] == pair[1]:
+            raise DataError(f"{path}: key 'normaliser.pair' must be two different indices in 0..{n - 1}, got {pair}")
         norm_pair = (pair[0], pair[1])
     elif isinstance(norm, dict) and norm.get("box") is True:
         norm_box = True
@@ -235,6 +236,8 @@ def load_schema(path: str | Path) -> LandmarkSchema:
         raise DataError(f"{path}: key 'normaliser' must be {{pair: [i, j]}} or {{box: true}}, got {norm!r}")
 
     groups = {}
+    if not isinstance(raw.get("groups") or {}, dict):
+        raise DataError(f"{path}: key 'groups' must be a mapping name -> list of indices")
     for g, idx in (raw.get("groups") or {}).items():
         idx = _int_list(idx, path, f"groups.{g}")
         if not all(0 <= i < n for i in idx):
@@ -247,8 +250,8 @@ def load_schema(path: str | Path) -> LandmarkSchema:
         if not isinstance(fp, list) or len(fp) != 5:
             raise DataError(f"{path}: key 'five_point' must be a list of 5 index lists")
         five = tuple(tuple(_int_list(g, path, f"five_point[{i}]")) for i, g in enumerate(fp))
-        if not all(0 <= i < n for g in five for i in g):
-            raise DataError(f"{path}: key 'five_point' has indices out of range 0..{n - 1}")
+        if not all(five) or not all(0 <= i < n for g in five for i in g):
+            raise DataError(f"{path}: key 'five_point' needs 5 non-empty groups of indices in 0..{n - 1}")
 
     return LandmarkSchema(name=str(raw["name"]), num_points=n, flip_perm=tuple(perm), norm_pair=norm_pair,
                           norm_box=norm_box, groups=groups, five_point=five)

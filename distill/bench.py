@@ -1,0 +1,191 @@
+"""Size, FLOPs, latency and throughput of models, side by side.
+
+For each model file (.ckpt, .onnx or TorchScript .pt) and each runtime that can run it (torch: eager
+for .ckpt, TorchScript for .pt; ONNX Runtime: .onnx, and .ckpt exported to a temp .onnx):
+
+    model-only   uint8 crop -> points + confidence (normalisation and decoding included, as exported)
+                 latency at batch 1 on ONE thread (p50 / p90 ms), throughput at batch ``batch`` on all threads
+    end-to-end   a full-resolution photo (photo_size x 3/4 photo_size) and a face box -> warpAffine to
+                 the crop -> model -> points mapped back to image px (LandmarkPredictor.predict), one
+                 thread, reported as faces/s: what a deployment that already has a face box pays
+
+Timings are wall-clock medians over ``repeats`` runs after warm-up; they are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distill.errors import DataError
+
+RUNTIMES = ("torch", "ort")
+# per runtime r: r_ms_p50 / r_ms_p90 (model only, batch 1, 1 thread), r_img_s (model only, batch, all threads),
+# e2e_r_ms_p50 / e2e_r_ms_p90 / e2e_r_faces_s (photo + box, 1 thread), e2e_r_batch_faces_s (a photo with
+# `batch` boxes, all threads)
+ROW_KEYS = ("model", "format", "input_size", "num_points", "params", "file_bytes", "gflops", "batch") + tuple(
+    f"{prefix}{r}{suffix}" for r in RUNTIMES for prefix, suffix in
+    (("", "_ms_p50"), ("", "_ms_p90"), ("", "_img_s"), ("e2e_", "_ms_p50"), ("e2e_", "_ms_p90"),
+     ("e2e_", "_faces_s"), ("e2e_", "_batch_faces_s")))
+
+
+def timings_ms(fn, repeats: int, warmup: int = 3) -> np.ndarray:
+    """Wall-clock milliseconds of ``repeats`` calls of fn() after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    out = np.empty(repeats)
+    for i in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out[i] = (time.perf_counter() - t) * 1e3
+    return out
+
+
+def bench_photo(photo_size: int = 640, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A (3/4 * size, size, 3) uint8 BGR photo with smooth content and noise, and a face box in it."""
+    rng = np.random.default_rng(seed)
+    w, h = photo_size, photo_size * 3 // 4
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = np.stack([xx / w, yy / h, (xx + yy) / (w + h)], axis=-1) * 200  # (H, W, 3)
+    photo = np.clip(base + rng.normal(0, 12, size=base.shape), 0, 255).astype(np.uint8)
+    side = h / 3
+    box = np.array([w / 2 - side / 2, h / 2 - side / 2, w / 2 + side / 2, h / 2 + side / 2], dtype=np.float32)
+    return photo, box
+
+
+def _onnx_params(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path))
+    return int(sum(np.prod(t.dims) for t in model.graph.initializer))
+
+
+def _runtimes(path: Path, tmp: Path) -> tuple[dict, dict, Path | None]:
+    """-> (facts, torch module or None, ONNX path or None) for one model file."""
+    from distill.export import DeployModule, _load_torchscript, export, read_metadata
+
+    suffix = path.suffix.lower()
+    facts = {"format": suffix.lstrip("."), "params": None, "gflops": None}
+    if suffix == ".ckpt":
+        from distill.checkpoint import load_model
+        from distill.models.facts import model_facts
+
+        model, info = load_model(path)
+        module = DeployModule(model, info.get("decode", "dark"))
+        mf = model_facts(model, module.input_size)
+        facts.update(params=int(mf["params"]), gflops=float(mf["gflops"]), input_size=module.input_size,
+                     num_points=int(model.num_points))
+        onnx_path = tmp / f"{path.stem}.onnx"
+        export(path, "onnx", onnx_path, log=lambda *a: None)
+        return facts, module, onnx_path
+    if suffix not in (".onnx", ".pt"):
+        raise DataError(f"{path}: cannot benchmark a {suffix!r} file (expected .ckpt, .onnx or .pt)")
+    meta = read_metadata(path)
+    facts.update(input_size=int(meta["input_size"]), num_points=int(meta["num_points"]),
+                 params=meta.get("params"), gflops=meta.get("gflops"))
+    if suffix == ".onnx":
+        if facts["params"] is None:
+            facts["params"] = _onnx_params(path)
+        return facts, None, path
+    return facts, _load_torchscript(path)[0], None
+
+
+def _measure(r: str, file: Path, run, one, many, photo, box, repeats: int, warmup: int, threads_all: int) -> dict:
+    """The timing columns of runtime ``r`` (see ROW_KEYS); ``run(crops)`` switches ORT sessions by batch."""
+    from distill.inference import LandmarkPredictor
+
+    batch, few = len(many), max(3, repeats // 10)
+    torch.set_num_threads(1)
+    t = timings_ms(lambda: run(one), repeats, warmup)
+    out = {f"{r}_ms_p50": float(np.median(t)), f"{r}_ms_p90": float(np.percentile(t, 90))}
+    single = LandmarkPredictor(file, threads=1)
+    t = timings_ms(lambda: single.predict(photo, [box]), repeats, warmup)
+    out.update({f"e2e_{r}_ms_p50": float(np.median(t)), f"e2e_{r}_ms_p90": float(np.percentile(t, 90)),
+                f"e2e_{r}_faces_s": 1e3 / float(t.mean())})
+    torch.set_num_threads(threads_all)
+    t = timings_ms(lambda: run(many), few, warmup)
+    out[f"{r}_img_s"] = batch * 1e3 / float(np.median(t))
+    full = LandmarkPredictor(file, threads=threads_all)
+    t = timings_ms(lambda: full.predict(photo, [box] * batch), few, warmup)
+    out[f"e2e_{r}_batch_faces_s"] = batch * 1e3 / float(np.median(t))
+    return out
+
+
+def bench_model(path: str | Path, photo_size: int = 640, repeats: int = 50, batch: int = 32,
+                warmup: int = 3) -> dict:
+    """One row of :func:`bench_models` (keys: ROW_KEYS; None where a runtime does not apply)."""
+    from distill.export import ort_session, run_ort, run_torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: model file not found")
+    row = dict.fromkeys(ROW_KEYS)
+    row.update(model=path.name, file_bytes=path.stat().st_size, batch=batch)
+    threads_before, threads_all = torch.get_num_threads(), os.cpu_count() or 1
+    photo, box = bench_photo(photo_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        facts, module, onnx_path = _runtimes(path, Path(tmp))
+        row.update(facts)
+        s = row["input_size"]
+        rng = np.random.default_rng(0)
+        one = rng.integers(0, 256, size=(1, 3, s, s), dtype=np.uint8)
+        many = rng.integers(0, 256, size=(batch, 3, s, s), dtype=np.uint8)
+        runners = {}
+        if module is not None:
+            runners["torch"] = (path, lambda crops: run_torch(module, crops))
+        if onnx_path is not None:
+            single, full = ort_session(onnx_path, threads=1), ort_session(onnx_path, threads=0)
+            runners["ort"] = (onnx_path, lambda crops: run_ort(single if len(crops) == 1 else full, crops))
+        try:
+            for r, (file, run) in runners.items():
+                row.update(_measure(r, file, run, one, many, photo, box, repeats, warmup, threads_all))
+        finally:
+            torch.set_num_threads(threads_before)
+    return row
+
+
+def bench_models(paths, photo_size: int = 640, repeats: int = 50, batch: int = 32, fast: bool = False) -> list[dict]:
+    """Benchmark each model file -> one dict per model (keys: ROW_KEYS). ``fast``: few repeats and a
+    small batch, for smoke runs and the quickstart report."""
+    if fast:
+        repeats, batch = min(repeats, 10), min(batch, 8)
+    # TorchScript re-optimises for each new input shape during its first two calls: warm up past them
+    return [bench_model(p, photo_size, repeats, batch, warmup=2 if fast else 3) for p in paths]
+
+
+# ----------------------------------------------------------------------------- printing
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(rows: list[dict], console=None) -> None:
+    """A rich table, one line per model and runtime; "vs first" is end-to-end one-thread faces/s
+    relative to the first model on the same runtime."""
+    from rich.console import Console
+    from rich.table import Table
+
+    batch = rows[0]["batch"] if rows else 32
+    table = Table(title=f"distill bench ({os.cpu_count()} CPU cores): model = crop -> points, e2e = photo + box "
+                        f"-> image points; 1 thr = batch 1 on one thread, b{batch} = batch {batch} on all threads")
+    for name in ("model", "runtime", "params", "KiB", "GFLOPs", "model p50/p90 ms 1 thr", f"model img/s b{batch}",
+                 "e2e p50/p90 ms 1 thr", "e2e faces/s 1 thr", f"e2e faces/s b{batch}", "vs first"):
+        table.add_column(name, justify="left" if name in ("model", "runtime") else "right", no_wrap=name == "model")
+    for r in RUNTIMES:
+        first = next((row[f"e2e_{r}_faces_s"] for row in rows if row[f"e2e_{r}_faces_s"]), None)
+        for row in rows:
+            if row[f"{r}_ms_p50"] is None:
+                continue
+            table.add_row(
+                row["model"], {"torch": "torch", "ort": "ONNX Runtime"}[r], _fmt(row["params"], ",d"),
+                f"{row['file_bytes'] / 1024:.1f}", _fmt(row["gflops"], ".4f"),
+                f"{row[f'{r}_ms_p50']:.3f} / {row[f'{r}_ms_p90']:.3f}", f"{row[f'{r}_img_s']:,.0f}",
+                f"{row[f'e2e_{r}_ms_p50']:.3f} / {row[f'e2e_{r}_ms_p90']:.3f}", f"{row[f'e2e_{r}_faces_s']:,.0f}",
+                f"{row[f'e2e_{r}_batch_faces_s']:,.0f}", f"{row[f'e2e_{r}_faces_s'] / first:.2f}x")
+    if console is None:
+        console = Console(width=max(Console().width, 170))  # a pipe reports 80 columns: too narrow
+    console.print(table)

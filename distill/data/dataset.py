@@ -1,0 +1,167 @@
+"""LandmarkDataset: Sample records -> training items (crop tensor, crop-space points, targets).
+
+One item = read the image, draw the augmentation from a generator seeded by (seed, epoch, index),
+build the single crop affine, warp, move the points by the same matrix, re-index on a flip,
+photometric + occlusion on the crop, then heatmap targets. Because the randomness depends only on
+(seed, epoch, index), an item is the same whichever worker builds it and in whichever order.
+
+Unlabelled images (distillation extras) are Samples whose points are None or all NaN: they give
+points of 0, weights of 0 and ``labelled`` False; their box is the Sample's box or, when that is
+None too, the whole image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from distill.data.augment import AugmentConfig, occlude, photometric
+from distill.data.formats import Sample
+from distill.data.schema import LandmarkSchema, get_schema
+from distill.data.transforms import box_from_points, crop_matrix, heatmap_targets, to_tensor, transform_points, warp
+from distill.errors import DataError
+
+# WFLW's six attribute flags, in the order of its annotation lines; items carry them as (6,) bool.
+SUBSET_NAMES = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """uint8 BGR (H, W, 3) as OpenCV reads it; grayscale and alpha images become 3-channel BGR."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"{path}: cannot read image (missing, truncated or not an image file)")
+    return image
+
+
+def image_box(height: int, width: int, margin: float) -> np.ndarray:
+    """The box whose crop (side * (1 + margin)) is exactly the image's longer side, centred."""
+    side = max(height, width) / (1.0 + margin)
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], dtype=np.float32)
+
+
+class LandmarkDataset(Dataset):
+    """Crops of ``samples`` for a model with a ``crop_size`` input.
+
+    heatmap_size: also return Gaussian targets of that size (None for coordinate regression).
+    sigma: Gaussian std in heatmap px. augment: AugmentConfig or None (plain box crop).
+    seed: base of the per-item generator. margin: context around the box (0.25 = 25% of its side).
+    hidden_weight: weight of hidden points in hm_weight / pt_weight (1.0: trained like visible ones).
+
+    dataset[i] uses the epoch set by set_epoch; dataset[(epoch, i)] names the epoch explicitly, which
+    is what the DataModule's sampler does so worker processes never hold a stale epoch.
+    """
+
+    def __init__(self, samples: list[Sample], schema: LandmarkSchema | str, crop_size: int,
+                 heatmap_size: int | None = None, sigma: float = 1.0, augment: AugmentConfig | None = None,
+                 seed: int = 0, margin: float = 0.25, hidden_weight: float = 1.0):
+        self.samples = list(samples)
+        self.schema = get_schema(schema)
+        self.crop_size = int(crop_size)
+        self.heatmap_size = None if heatmap_size is None else int(heatmap_size)
+        self.sigma = float(sigma)
+        self.augment = augment if augment is not None else AugmentConfig.none()
+        self.seed = int(seed)
+        self.margin = float(margin)
+        self.hidden_weight = float(hidden_weight)
+        self.epoch = 0
+        k = self.schema.num_points
+        for s in self.samples:
+            if s.points is not None and np.asarray(s.points).shape != (k, 2):
+                raise DataError(f"{s.image_path}: {np.asarray(s.points).shape[0]} points, "
+                                f"schema {self.schema.name!r} expects {k}")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def rng(self, index: int, epoch: int | None = None) -> np.random.Generator:
+        """The generator of one item: a pure function of (seed, epoch, index)."""
+        return np.random.default_rng([self.seed, self.epoch if epoch is None else int(epoch), int(index)])
+
+    def crop(self, index: int, epoch: int | None = None) -> dict:
+        """The augmented crop as numpy, before tensors and targets (show.py draws these).
+
+        Returns image (S, S, 3) uint8 BGR, points (K, 2) float32 crop px (NaN where unknown),
+        visibility (K,) float32, known (K,) bool (the point has a label), matrix (2, 3) float64
+        image -> crop, norm float (crop px; 1.0 when unlabelled), labelled bool, flipped bool.
+        """
+        sample = self.samples[index]
+        k, size, aug = self.schema.num_points, self.crop_size, self.augment
+        rng = self.rng(index, epoch)
+        image = read_image(sample.image_path)
+
+        points = np.full((k, 2), np.nan) if sample.points is None else np.asarray(sample.points, np.float64)
+        known = np.isfinite(points).all(axis=1)  # (K,)
+        labelled = bool(known.any())
+        vis = np.ones(k, np.float32) if sample.visibility is None else np.asarray(sample.visibility, np.float32)
+        vis = np.where(known, vis, 0.0).astype(np.float32)
+        if sample.box is not None:
+            box = np.asarray(sample.box, np.float64)
+        elif labelled:
+            box = box_from_points(points).astype(np.float64)
+        else:
+            box = image_box(image.shape[0], image.shape[1], self.margin)
+
+        # geometry: always draw in this order so every option keeps its own random stream position
+        flip = bool(rng.random() < aug.flip_prob)
+        scale = float(rng.uniform(*aug.scale))
+        rotation = float(rng.uniform(-aug.rotation_deg, aug.rotation_deg))
+        shift = tuple(rng.uniform(-aug.shift, aug.shift, size=2))
+        try:
+            matrix = crop_matrix(box, size, self.margin, scale, rotation, shift, flip)
+        except DataError as e:
+            raise DataError(f"{sample.image_path}: {e}") from None
+
+        crop = warp(image, matrix, size)
+        pts = transform_points(points, matrix)  # (K, 2), float64 in -> float64
+        if flip:
+            perm = list(self.schema.flip_perm)
+            pts, vis, known = pts[perm], vis[perm], known[perm]
+
+        crop = photometric(crop, aug, rng)
+        crop, vis = occlude(crop, pts, vis, aug, rng)
+
+        # NME normaliser: the crop is a similarity with scale sqrt|det|, so the image normaliser
+        # times that scale equals the normaliser of the transformed points, and a rotation cannot
+        # inflate a box-based one.
+        norm = 1.0
+        if labelled:
+            gain = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+            norm = gain * self.schema.normaliser(points, box)
+            if not (np.isfinite(norm) and norm > 0):
+                norm = gain * float(np.sqrt(max(box[2] - box[0], 1e-6) * max(box[3] - box[1], 1e-6)))
+        return {"image": crop, "points": pts.astype(np.float32), "visibility": vis, "matrix": matrix,
+                "norm": float(norm), "labelled": labelled, "flipped": flip, "known": known}
+
+    def __getitem__(self, key) -> dict[str, torch.Tensor]:
+        epoch, index = key if isinstance(key, tuple) else (None, key)
+        c = self.crop(int(index), epoch)
+        known, vis = c["known"], c["visibility"]
+        # per-point weight for coordinate losses: unknown points 0, hidden ones hidden_weight
+        pt_weight = np.where(vis > 0, 1.0, self.hidden_weight) * known
+        points = np.where(known[:, None], c["points"], 0.0).astype(np.float32)  # no NaN leaves here
+        attrs = self.samples[index].attributes or {}
+        item = {
+            "image": to_tensor(c["image"]),  # (3, S, S)
+            "points": torch.from_numpy(points),  # (K, 2) crop px
+            "visibility": torch.from_numpy(vis.astype(np.float32)),  # (K,)
+            "pt_weight": torch.from_numpy(pt_weight.astype(np.float32)),  # (K,)
+            "matrix": torch.from_numpy(c["matrix"].astype(np.float32)),  # (2, 3) image -> crop
+            "norm": torch.tensor(c["norm"], dtype=torch.float32),  # ()
+            "subsets": torch.tensor([bool(attrs.get(name, False)) for name in SUBSET_NAMES]),  # (6,) bool
+            "index": torch.tensor(int(index), dtype=torch.int64),  # ()
+            "labelled": torch.tensor(c["labelled"]),  # () bool
+        }
+        if self.heatmap_size is not None:
+            heatmaps, hm_weight = heatmap_targets(c["points"], vis, self.crop_size, self.heatmap_size, self.sigma,
+                                                  self.hidden_weight)
+            item["heatmaps"] = torch.from_numpy(heatmaps)  # (K, h, h)
+            item["hm_weight"] = torch.from_numpy(hm_weight)  # (K,)
+        return item

@@ -1,0 +1,133 @@
+"""Look at data: a grid of crops with their points drawn (``distill data show``).
+
+With augment=True each cell is the augmented training crop with its transformed points, drawn from
+the same crop() the training items come from, so a point that sits on its feature here sits on it
+in training too. ``draw_grid`` is the reusable part (e.g. predictions vs truth).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from distill.data.augment import AugmentConfig
+from distill.data.dataset import LandmarkDataset
+from distill.data.formats import Sample
+from distill.data.schema import get_schema
+from distill.errors import DataError
+
+VISIBLE = (0, 220, 0)  # BGR green
+HIDDEN = (0, 0, 255)  # BGR red
+SECOND = (255, 160, 0)  # BGR light blue: the optional second point set (e.g. predictions)
+BACKGROUND = 32
+
+
+def _dot(img: np.ndarray, x: float, y: float, radius: float, colour) -> None:
+    # cv2 draws at sub-pixel positions through fixed point (shift=4 -> 1/16 px), so nothing rounds
+    cv2.circle(img, (int(round(x * 16)), int(round(y * 16))), int(round(radius * 16)), colour, -1, cv2.LINE_AA, 4)
+
+
+def draw_grid(images: list[np.ndarray], points_list: list[np.ndarray | None],
+              visibility_list: list[np.ndarray | None] | None = None, cols: int | None = None,
+              points2_list: list[np.ndarray | None] | None = None, numbers: bool = False,
+              cell: int | None = None, gap: int = 2) -> np.ndarray:
+    """uint8 BGR grid of ``images`` with points drawn: visible green, hidden red, second set blue.
+
+    images: uint8 BGR (H, W, 3) or grayscale (H, W); each is resized to ``cell`` x ``cell`` px
+    (default: the largest side present) and its points scaled with it. points_list[i]: (K, 2) in
+    image i's pixels, None or NaN rows are skipped. cols: default ceil(sqrt(n)). The grid is
+    rows * cell + (rows - 1) * gap px high and cols * cell + (cols - 1) * gap wide.
+    """
+    n = len(images)
+    if n == 0:
+        raise DataError("draw_grid: no images to draw")
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    cell = cell or max(max(im.shape[:2]) for im in images)
+    grid = np.full((rows * cell + (rows - 1) * gap, cols * cell + (cols - 1) * gap, 3), BACKGROUND, np.uint8)
+    radius = max(1.0, cell / 100.0)
+    for i, image in enumerate(images):
+        img = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        sx, sy = cell / img.shape[1], cell / img.shape[0]
+        tile = np.ascontiguousarray(cv2.resize(img, (cell, cell), interpolation=cv2.INTER_AREA))
+
+        def scaled(p):  # image px -> tile px, same pixel-centre convention as the crop
+            p = np.asarray(p, np.float64).reshape(-1, 2)
+            return np.stack([(p[:, 0] + 0.5) * sx - 0.5, (p[:, 1] + 0.5) * sy - 0.5], axis=1)
+
+        if points2_list is not None and points2_list[i] is not None:
+            for x, y in scaled(points2_list[i]):
+                if np.isfinite(x) and np.isfinite(y):
+                    _dot(tile, x, y, radius, SECOND)
+        if points_list[i] is not None:
+            pts = scaled(points_list[i])
+            vis = visibility_list[i] if visibility_list is not None and visibility_list[i] is not None else None
+            for k, (x, y) in enumerate(pts):
+                if not (np.isfinite(x) and np.isfinite(y)):
+                    continue
+                _dot(tile, x, y, radius, HIDDEN if vis is not None and vis[k] <= 0 else VISIBLE)
+                if numbers:
+                    cv2.putText(tile, str(k), (int(x) + 2, int(y) - 2), cv2.FONT_HERSHEY_PLAIN, 0.6, (255, 255, 255))
+        r, c = divmod(i, cols)
+        y0, x0 = r * (cell + gap), c * (cell + gap)
+        grid[y0:y0 + cell, x0:x0 + cell] = tile
+    return grid
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Encode ``image`` as PNG and write it atomically (temp file, then rename)."""
+    path = Path(path)
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise DataError(f"{path}: could not encode the image as PNG")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buf.tobytes())
+    tmp.replace(path)
+    return path
+
+
+def _in_subset(sample: Sample, subset: str | None) -> bool:
+    if subset is None:
+        return True
+    attrs = sample.attributes or {}
+    # WFLW-style flags ("pose": 1) or a named subset ("subset": "challenging" in 300W)
+    return bool(attrs.get(subset, False)) or attrs.get("subset") == subset
+
+
+def show_dataset(dataset: str | Path | list[Sample] | LandmarkDataset, out: str | Path, fmt: str = "auto",
+                 schema: str | None = None, num: int = 16, augment: bool = False, subset: str | None = None,
+                 seed: int = 0, size: int = 160, numbers: bool = False) -> Path:
+    """Write a PNG grid of ``num`` samples (chosen with ``seed``) with their points.
+
+    dataset: a data set path (read with formats.load_samples(fmt, path, schema=)), a list of
+    Samples, or a LandmarkDataset (then its own crop size and augmentation are used). augment:
+    show augmented training crops (AugmentConfig defaults) instead of plain box crops. subset:
+    only samples with that attribute flag. Returns the written path.
+    """
+    if isinstance(dataset, LandmarkDataset):
+        ds = dataset
+    else:
+        if isinstance(dataset, (str, Path)):
+            from distill.data.formats import load_samples
+
+            samples, _ = load_samples(fmt, dataset, schema=schema)
+        else:
+            samples = list(dataset)
+        if not samples:
+            raise DataError(f"{dataset if isinstance(dataset, (str, Path)) else 'samples'}: no samples to show")
+        from distill.data.datamodule import infer_schema
+
+        sch = get_schema(schema) if schema else infer_schema(samples)
+        ds = LandmarkDataset(samples, sch, size, augment=AugmentConfig() if augment else None, seed=seed)
+    candidates = [i for i, s in enumerate(ds.samples) if _in_subset(s, subset)]
+    if not candidates:
+        raise DataError(f"no samples in subset {subset!r}")
+    pick = np.random.default_rng(seed).choice(len(candidates), size=min(num, len(candidates)), replace=False)
+    crops = [ds.crop(candidates[j]) for j in sorted(pick)]
+    grid = draw_grid([c["image"] for c in crops], [c["points"] for c in crops], [c["visibility"] for c in crops],
+                     numbers=numbers)
+    return write_png(out, grid)

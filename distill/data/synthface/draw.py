@@ -1,0 +1,249 @@
+"""SynthFace drawing: one posed face (a :class:`~.face_model.Geometry`) painted with OpenCV.
+
+Painter's order, back to front: torso, neck, long hair, ears turned away, head, hair cap, face,
+ears turned toward the camera, beard, then the features from the far side to the near side (eye
+shadow, eye, brow), the mouth, the nose (last: it covers the far eye on a turned face), glasses.
+Features are drawn FROM the landmark points (eye contours through the 98-point lids, brows as the
+polygon of their 9 points, lips from the lip points, iris centred on the pupil point), so the points sit
+on what is drawn. Then the head is shaded: each pixel's ray is intersected with the posed head
+ellipsoid and lit with Lambert's law, so the shading follows the pose and the light.
+
+All polygons use cv2.LINE_AA with 4 fractional bits (coordinates are float, never rounded to whole
+pixels); OpenCV puts pixel centres at integer coordinates, as the rest of the library does.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from distill.data.synthface.face_model import PIVOT, Geometry
+from distill.data.synthface.shape import EXPRESSION, HEAD_AXES, HEAD_CENTRE, catmull_rom_weights
+
+AA = cv2.LINE_AA
+SHIFT = 4                      # fractional bits for cv2 drawing
+ONE = 1 << SHIFT
+SCLERA = (215, 222, 228)
+PUPIL = (12, 12, 14)
+
+
+def fx(points: np.ndarray) -> np.ndarray:
+    """Float pixel coordinates -> cv2 fixed point (int32, SHIFT fractional bits)."""
+    return np.rint(points * ONE).astype(np.int32)
+
+
+def poly(img: np.ndarray, pts: np.ndarray, colour, aa: bool = True) -> None:
+    cv2.fillPoly(img, [fx(pts)], colour, AA if aa else cv2.LINE_8, SHIFT)
+
+
+def lines(img: np.ndarray, pts: np.ndarray, colour, thickness: int = 1, closed: bool = False) -> None:
+    cv2.polylines(img, [fx(pts)], closed, colour, max(1, int(thickness)), AA, SHIFT)
+
+
+def ellipse(img: np.ndarray, centre, axes, angle: float, colour, thickness: int = -1, aa: bool = True) -> None:
+    c = (int(round(float(centre[0]) * ONE)), int(round(float(centre[1]) * ONE)))
+    ax = (max(1, int(round(float(axes[0]) * ONE))), max(1, int(round(float(axes[1]) * ONE))))
+    cv2.ellipse(img, c, ax, float(angle), 0, 360, colour, thickness, AA if aa else cv2.LINE_8, SHIFT)
+
+
+def tone(colour, k: float) -> tuple:
+    return tuple(float(min(255.0, c * k)) for c in colour)
+
+
+def _blend(img: np.ndarray, draw, alpha: float) -> None:
+    """Draw with ``draw(layer)`` on a copy and mix it in with opacity ``alpha``."""
+    layer = img.copy()
+    draw(layer)
+    cv2.addWeighted(layer, alpha, img, 1.0 - alpha, 0.0, dst=img)
+
+
+# ----------------------------------------------------------------------------- 2D lid curves
+def _cr_matrix(n_ctrl: int, per_seg: int) -> np.ndarray:
+    """(M, n_ctrl) open Catmull-Rom weights, ``per_seg`` samples per segment, ends included."""
+    ts = np.linspace(0, n_ctrl - 1, (n_ctrl - 1) * per_seg + 1)
+    return np.stack([catmull_rom_weights(n_ctrl, t) for t in ts])
+
+
+_LID = _cr_matrix(5, 4)        # a lid: 5 of the 98 points (corner, 3 lid points, corner)
+EYES98 = {"right": ([60, 61, 62, 63, 64], [64, 65, 66, 67, 60], 96, [33, 34, 35, 36, 37], [41, 40, 39, 38]),
+          "left": ([68, 69, 70, 71, 72], [72, 73, 74, 75, 68], 97, [42, 43, 44, 45, 46], [50, 49, 48, 47])}
+
+
+def eye_contour(p98: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Dense (17, 2) upper and lower lid curves through the 98 eye points."""
+    upper, lower = EYES98[side][:2]
+    return _LID @ p98[upper], _LID @ p98[lower]
+
+
+# ----------------------------------------------------------------------------- features
+def _eye(img, g: Geometry, look, side: str, closure: float) -> None:
+    up, low = eye_contour(g.p98, side)
+    s = g.px_per_mm
+    ink = tone(look.hair, 0.35)
+    if look.eye_shadow is not None:
+        brow_low = g.p98[EYES98[side][4]]
+        above = np.concatenate([up, (0.55 * brow_low + 0.45 * up[[16, 11, 6, 1]])[::-1]])  # lid up toward the brow
+        _blend(img, lambda layer: poly(layer, above, look.eye_shadow), 0.55)
+    if closure < 0.85:
+        contour = np.concatenate([up, low[1:-1]])
+        x0, y0 = np.floor(contour.min(axis=0)).astype(int) - 1
+        x1, y1 = np.ceil(contour.max(axis=0)).astype(int) + 2
+        h, w = img.shape[:2]
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 > x0 and y1 > y0:
+            # paint the eyeball in a small patch and copy it through the eye opening; the lid lines
+            # drawn next cover the opening's hard edge
+            roi = img[y0:y1, x0:x1]
+            m = np.zeros(roi.shape[:2], np.uint8)
+            poly(m, contour - (x0, y0), 255, aa=False)
+            content = np.empty_like(roi)
+            content[:] = SCLERA
+            pupil = g.p98[EYES98[side][2]] - (x0, y0)
+            front = g.rot[:, 2] * -1.0                                    # the face's forward direction
+            squash = max(0.35, abs(front[2]))
+            angle = float(np.degrees(np.arctan2(front[1], front[0]))) if abs(front[2]) < 0.999 else 0.0
+            ellipse(content, pupil, (5.6 * s * squash, 5.6 * s), angle, look.iris)
+            ellipse(content, pupil, (2.2 * s * squash, 2.2 * s), angle, PUPIL)
+            ellipse(content, pupil + (2.0 * s, -2.0 * s), (0.6 * s, 0.6 * s), 0, (235, 240, 245))   # catch light
+            cv2.copyTo(content, m, roi)
+        lines(img, low, tone(look.skin, 0.65), 1)
+    lines(img, up, ink, 2 if look.eyeliner else max(1, round(0.9 * s)))
+    if look.eyeliner:
+        corner = up[0] if side == "right" else up[-1]
+        inner = up[1] if side == "right" else up[-2]
+        wing = corner + (corner - inner) * 1.2 + (0, -1.0 * s)
+        lines(img, np.stack([corner, wing]), ink, 2)
+
+
+def _brow(img, g: Geometry, look, side: str) -> None:
+    idx = EYES98[side][3] + EYES98[side][4]
+    colour = tone(look.hair, 0.75) if np.mean(look.hair) < 120 else tone(look.hair, 0.55)
+    poly(img, g.p98[idx], colour)
+
+
+def _mouth(img, g: Geometry, look, mouth_open: float) -> None:
+    p = g.p98
+    lips = look.lipstick if look.lipstick is not None else look.lips
+    inner_up = p[88:93]                                  # 60..64, left corner to right corner
+    if mouth_open > 0.08:
+        poly(img, p[88:96], (40, 30, 55))                # the whole inner contour: the open mouth
+        gap = np.linalg.norm(p[94] - p[90])
+        teeth = np.concatenate([inner_up, inner_up[::-1] + (0, min(0.45 * gap, 3.0 * g.px_per_mm))])
+        poly(img, teeth, (205, 215, 222))
+    poly(img, np.concatenate([p[76:83], inner_up[::-1]]), lips)
+    poly(img, np.concatenate([p[82:88], p[76:77], p[[88, 95, 94, 93, 92]]]), tone(lips, 1.08))
+    lines(img, inner_up, tone(lips, 0.55), 1)
+
+
+def _nose(img, g: Geometry, look, light) -> None:
+    """The wall facing away from the light in shade, round wings and tip, nostrils."""
+    L = np.asarray(light.direction, dtype=np.float64)
+    L /= np.linalg.norm(L)
+    front = g.rot @ np.array([0.0, 0.0, -1.0])
+    (wall_r, n_r), (wall_l, n_l) = g.nose_walls
+    wall, n = (wall_r, n_r) if n_r @ L < n_l @ L else (wall_l, n_l)
+    k = float(np.clip(1.0 + 0.5 * (n @ L - front @ L), 0.72, 0.97))
+    poly(img, wall, tone(look.skin, k))
+    q, s = g.p68, g.px_per_mm
+    for wing in (31, 35):
+        if g.vis68[wing] > 0:
+            ellipse(img, 0.8 * q[wing] + 0.2 * q[30], (3.2 * s, 2.8 * s), 0, tone(look.skin, 0.94))
+    ellipse(img, 0.75 * q[30] + 0.25 * q[33], (3.6 * s, 3.4 * s), 0, tone(look.skin, 1.02))
+    dark = tone(look.skin, 0.35)
+    for wing, mid in ((31, 32), (35, 34)):
+        if g.vis68[mid] == 0:
+            continue
+        d = q[wing] - q[33]
+        ellipse(img, 0.55 * q[mid] + 0.45 * q[wing], (1.7 * s, 0.9 * s), np.degrees(np.arctan2(d[1], d[0])), dark)
+    lines(img, q[[31, 32, 33, 34, 35]], tone(look.skin, 0.72), 1)          # the underside of the nose
+
+
+def _beard(img, g: Geometry, look) -> None:
+    q = g.p68
+    top = [0.5 * q[54] + 0.5 * q[35], 0.55 * q[51] + 0.45 * q[33], 0.5 * q[48] + 0.5 * q[31]]
+    pts = np.concatenate([q[3:14], np.stack(top)])
+    _blend(img, lambda layer: poly(layer, pts, look.hair), 0.8)
+
+
+def _glasses(img, g: Geometry, look) -> None:
+    q, s = g.p68, g.px_per_mm
+    frame = (30, 30, 35)
+    centres = []
+    for eye in (slice(36, 42), slice(42, 48)):
+        c = q[eye].mean(axis=0)
+        d = q[eye.start + 3] - q[eye.start]
+        ang = np.degrees(np.arctan2(d[1], d[0]))
+        r = max(np.linalg.norm(d) * 0.75, 3.0)
+        ellipse(img, c, (r, 0.75 * r), ang, frame, 1)
+        centres.append((c, r, ang))
+    (c0, r0, a0), (c1, r1, a1) = centres
+    u = (c1 - c0) / max(np.linalg.norm(c1 - c0), 1e-6)
+    lines(img, np.stack([c0 + u * r0, q[27] + (0, 1.5 * s), c1 - u * r1]), frame, 1)
+
+
+# ----------------------------------------------------------------------------- shading
+def head_shading(g: Geometry, light, size: int, grid: int = 16) -> np.ndarray:
+    """(size, size) float32 Lambert factor of the posed head ellipsoid (ambient + diffuse * max(0, n.L))."""
+    R = g.rot
+    C = R @ (HEAD_CENTRE - PIVOT) + np.array([0.0, 0.0, g.depth])
+    M = R.T / HEAD_AXES[:, None]                                           # (3, 3) camera -> unit sphere
+    t = (np.arange(grid) + 0.5) * (size / grid) - 0.5
+    u, v = np.meshgrid(t, t)                                               # pixel centres of the grid
+    d = np.stack([(u - g.centre[0]) / g.focal, (v - g.centre[1]) / g.focal, np.ones_like(u)], -1).reshape(-1, 3)
+    md, mc = d @ M.T, M @ C                                                # (G*G, 3), (3,)
+    a = np.einsum("ij,ij->i", md, md)
+    b = md @ mc
+    disc = np.maximum(b * b - a * (mc @ mc - 1.0), 0.0)                   # misses graze the silhouette
+    s = (b - np.sqrt(disc)) / a
+    x = s[:, None] * d - C
+    n = (x @ M.T) @ M                                                      # gradient M^T M (x - C)
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    L = np.asarray(light.direction, dtype=np.float64)
+    L /= np.linalg.norm(L)
+    shade = light.ambient + light.diffuse * np.maximum(n @ L, 0.0)
+    small = shade.reshape(grid, grid).astype(np.float32)
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+# ----------------------------------------------------------------------------- the person
+def draw_person(img: np.ndarray, mask: np.ndarray, g: Geometry, look, light, expression) -> None:
+    """Paint the person onto ``img`` (H, W, 3) uint8 and its anti-aliased silhouette onto ``mask`` (H, W)
+    (255 inside, partial coverage on the edge)."""
+    e = dict(zip(EXPRESSION, expression))
+    skin = look.skin
+    shapes = [(g.torso, look.clothes), (g.neck, tone(skin, 0.78))]
+    if look.hair_style == "long":
+        shapes.append((g.hair_back, look.hair))
+    shapes += [(ear, tone(skin, 0.9)) for ear, facing in g.ears if facing < 0.35]
+    shapes.append((g.head_outline, skin))
+    if look.hair_style != "bald":
+        shapes.append((g.hair_outline, look.hair))
+    shapes.append((g.face_outline, skin))
+    for pts, colour in shapes:
+        poly(img, pts, colour)
+        poly(mask, pts, 255)
+    for ear, facing in g.ears:
+        if facing >= 0.35:
+            poly(img, ear, tone(skin, 0.93))
+            poly(mask, ear, 255)
+            c = ear.mean(axis=0)
+            lines(img, 0.55 * ear + 0.45 * c, tone(skin, 0.7), 1, closed=True)
+    if look.blush > 0:
+        for a, b in ((2, 31), (14, 35)):
+            c = 0.5 * g.p68[a] + 0.5 * g.p68[b]
+            r = 0.3 * np.linalg.norm(g.p68[a] - g.p68[b])
+            _blend(img, lambda layer: ellipse(layer, c, (r, 0.7 * r), 0, (120, 110, 230)), look.blush)
+    if look.beard:
+        _beard(img, g, look)
+
+    depth_r, depth_l = g.cam["p68"][39, 2], g.cam["p68"][42, 2]
+    sides = [("right", e["close_right"]), ("left", e["close_left"])]
+    if depth_r < depth_l:   # the nearer eye last
+        sides.reverse()
+    for side, closure in sides:
+        _eye(img, g, look, side, closure)
+        _brow(img, g, look, side)
+    _mouth(img, g, look, e["mouth_open"])
+    _nose(img, g, look, light)
+    if look.glasses:
+        _glasses(img, g, look)

@@ -1,0 +1,246 @@
+"""SynthFace geometry: the shape posed, projected and placed in the image, with self-occlusion.
+
+The shape comes from :mod:`.shape` (head frame: mm, x right, y DOWN, z AWAY from the camera).
+
+Pose (degrees), as seen in the image:
+    yaw   > 0: the subject turns toward the IMAGE's right (the nose tip moves right of the face centre,
+               the image-right half of the face, points 9-16, turns away and hides first);
+    pitch > 0: the subject looks up (the nose tip moves up);
+    roll  > 0: the head tilts clockwise in the image (the top of the head moves right).
+    R = Rz(roll) @ Ry(yaw) @ Rx(pitch), about a pivot at the top of the neck.
+
+Camera: an exact pinhole whose principal point is the image centre (so it mirrors onto itself); see
+:func:`pose_face` for how the focal length and the placement are chosen.
+
+Self-occlusion: a point is hidden when its rotated normal (shape.normals68/98) faces away from the ray
+to the camera, or when it falls inside the projected silhouette of the nose while lying behind the nose
+tip, or (pupils) when the lids are closed. Hidden points keep their true projected coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from distill.data.synthface.shape import (EXPRESSION, HEAD_AXES, HEAD_CENTRE, IDENTITY, JAW, NOSE, NOSE98,
+                                          deform, normals68, normals98, to98)
+
+PIVOT = np.array([0.0, 60.0, 70.0])  # top of the neck: the head turns about this point
+
+
+# ----------------------------------------------------------------------------- extra 3D points for drawing
+@lru_cache(maxsize=1)
+def _ellipsoid_grid() -> np.ndarray:
+    """(N, 3) points on the head ellipsoid, upper part only (the jaw draws the lower outline)."""
+    lat = np.radians(np.linspace(-90, 20, 12))   # from the top (-90) to a little below the equator
+    lon = np.radians(np.arange(0, 360, 20))
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    s = np.stack([np.cos(la) * np.sin(lo), np.sin(la), -np.cos(la) * np.cos(lo)], axis=-1).reshape(-1, 3)
+    return HEAD_CENTRE + s * HEAD_AXES
+
+
+def hairline_plane(hairline: float) -> tuple[float, float]:
+    """(y at the front of the forehead, slope dy/dz): the hair covers the ellipsoid above this plane."""
+    return -98.0 - 6.0 * hairline, 0.68
+
+
+@lru_cache(maxsize=1024)
+def hairline_curve(hairline: float, num: int = 13) -> np.ndarray:
+    """(num, 3) front half of the circle where the hair plane cuts the head ellipsoid (temple to temple).
+
+    Called with ``hairline`` rounded to 0.01 so the cache holds a few hundred curves."""
+    y0, k = hairline_plane(hairline)
+    z0 = -5.0
+    # in ellipsoid-normalised coordinates the ellipsoid is the unit sphere and the plane is n.s = d
+    n = np.array([0.0, HEAD_AXES[1], -k * HEAD_AXES[2]])
+    d = y0 - HEAD_CENTRE[1] - k * (z0 - HEAD_CENTRE[2])
+    nn = np.linalg.norm(n)
+    n, d = n / nn, d / nn
+    r = np.sqrt(max(1.0 - d * d, 1e-6))
+    u1 = np.array([1.0, 0.0, 0.0])
+    u2 = np.cross(n, u1)
+    if u2[2] > 0:       # make t = 0 the front of the face
+        u2 = -u2
+    t = np.linspace(-0.5 * np.pi, 0.5 * np.pi, num) * 1.05
+    s = n * d + r * (np.sin(t)[:, None] * u1 + np.cos(t)[:, None] * u2)
+    out = HEAD_CENTRE + s * HEAD_AXES
+    out.setflags(write=False)
+    return out
+
+
+def _ring(centre, rx, rz, num=10) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, num, endpoint=False)
+    return np.stack([centre[0] + rx * np.cos(t), np.full(num, centre[1]), centre[2] + rz * np.sin(t)], axis=1)
+
+
+def _ear(side: float) -> np.ndarray:
+    """(8, 3) outline of one ear, a flat ellipse on the side of the head."""
+    t = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    # attached at the front (x 81, z 64), standing out at the back (x 91, z 84)
+    return np.stack([side * (86.0 + 5.0 * np.cos(t)), -18.0 + 17.0 * np.sin(t), 74.0 + 10.0 * np.cos(t)], axis=1)
+
+
+NECK_TOP = _ring(np.array([0.0, 40.0, 78.0]), 42.0, 40.0)
+NECK_BOTTOM = _ring(np.array([0.0, 175.0, 78.0]), 46.0, 44.0)
+HAIR_BACK = np.array([[-92, 40, 85], [-96, 130, 100], [-60, 150, 110], [60, 150, 110], [96, 130, 100], [92, 40, 85]],
+                     dtype=np.float64)  # long hair falling behind the neck
+TORSO = np.array([[-60, 160, 75], [-140, 180, 80], [-200, 230, 80], [-230, 700, 80],
+                  [230, 700, 80], [200, 230, 80], [140, 180, 80], [60, 160, 75]], dtype=np.float64)
+EARS = np.stack([_ear(-1.0), _ear(1.0)])                               # (2, 8, 3)
+EAR_NORMALS = np.array([[-1.0, 0.0, 0.5], [1.0, 0.0, 0.5]])
+NOSE_BASE = np.array([[-16.0, -18.0, -12.0], [16.0, -18.0, -12.0],     # where the nose sides meet the cheeks
+                      [-9.0, -38.0, -8.0], [9.0, -38.0, -8.0]])
+NOSE_WALL_NORMALS = np.array([[-0.75, 0.1, -0.65], [0.75, 0.1, -0.65]])
+
+
+# ----------------------------------------------------------------------------- pose and projection
+def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """(3, 3) head -> camera rotation for angles in degrees (conventions in the module docstring)."""
+    y, p, r = np.radians([yaw, pitch, roll])
+    Ry = np.array([[np.cos(y), 0, -np.sin(y)], [0, 1, 0], [np.sin(y), 0, np.cos(y)]])
+    Rx = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
+    Rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return Rz @ Ry @ Rx
+
+
+@dataclass
+class Geometry:
+    """One posed face in image pixels. 2D arrays are (N, 2) float64, x first, 0-based."""
+
+    p68: np.ndarray
+    p98: np.ndarray
+    vis68: np.ndarray            # (68,) float32 self-occlusion only (occluders are applied later)
+    vis98: np.ndarray
+    px_per_mm: float             # image scale at the face (for line widths, iris radius, blur)
+    rot: np.ndarray              # (3, 3) head rotation
+    depth: float                 # camera distance of the pivot, mm
+    focal: float                 # pixels
+    centre: np.ndarray           # (2,) principal point + placement offset: where the optical axis lands
+    head_outline: np.ndarray     # convex polygon: skull + jaw
+    face_outline: np.ndarray     # convex polygon: jaw + hairline
+    hair_outline: np.ndarray     # convex polygon of the hair cap
+    hair_back: np.ndarray        # convex polygon of long hair (behind the head)
+    neck: np.ndarray
+    torso: np.ndarray
+    ears: list                   # [(polygon, facing)] for the right and left ear
+    nose_walls: list             # [(polygon, normal in camera frame)] right then left
+    cam: dict                    # name -> (N, 3) camera-frame points kept for drawing (glasses, masks)
+    box: np.ndarray              # (4,) tight box of the 98 points
+
+
+def _convex_hull(points: np.ndarray) -> np.ndarray:
+    """(N, 2) points -> (M, 2) float64 convex hull, counter-clockwise with the y axis taken as up."""
+    hull = cv2.convexHull(points.astype(np.float32), clockwise=False)[:, 0, :]
+    return hull.astype(np.float64)
+
+
+def inside_convex(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """(N,) bool: strictly inside the counter-clockwise convex polygon ``poly`` (M, 2)."""
+    a, b = poly, np.roll(poly, -1, axis=0)
+    cross = (b[None, :, 0] - a[None, :, 0]) * (points[:, None, 1] - a[None, :, 1]) \
+        - (b[None, :, 1] - a[None, :, 1]) * (points[:, None, 0] - a[None, :, 0])  # (N, M)
+    return np.all(cross > 0, axis=1)
+
+
+# rows of the one array of head-frame points that is posed per face: (name, count)
+_HEAD_ROWS = (("p68", 68), ("p98", 98), ("hairline", 13), ("skull", len(_ellipsoid_grid())), ("neck_top", 10),
+              ("hair_back", len(HAIR_BACK)), ("ears", 16), ("nose_base", 4))
+ROWS = {}
+_start = 0
+for _name, _n in _HEAD_ROWS:
+    ROWS[_name] = slice(_start, _start + _n)
+    _start += _n
+_STATIC_HEAD = np.concatenate([NECK_TOP, HAIR_BACK, EARS.reshape(-1, 3), NOSE_BASE])
+_BODY = np.concatenate([NECK_BOTTOM, TORSO])
+_HAIRLINE = IDENTITY.index("hairline")
+_BROW = IDENTITY.index("brow_thickness")
+
+
+def pose_face(params, size: int) -> Geometry:
+    """Deform, pose, project and place one face (``params``: a :class:`~.params.FaceParams`).
+
+    The face is projected with a unit focal length first; the focal length is then the one that
+    makes the longer side of the 98-point box ``face_frac * size``, and the optical axis is placed so
+    that the box sits at (place_x, place_y) of the free room (plus the sub-pixel shift). Both steps
+    keep an exact pinhole camera whose principal point mirrors onto itself.
+    """
+    identity, expression = params.identity, params.expression
+    p68, pupils = deform(identity, expression)
+    p98 = to98(p68, pupils, 5.0 + 1.2 * identity[_BROW])
+    hl = round(float(identity[_HAIRLINE]), 2)
+    grid = _ellipsoid_grid()
+    y0, k = hairline_plane(hl)
+    cap = grid[:, 1] < y0 + k * (grid[:, 2] + 5.0)                        # grid points under the hair
+    R = rotation(params.yaw, params.pitch, params.roll)
+    Rb = rotation(0.4 * params.yaw, 0.0, 0.0)  # the body follows the head only partly
+    depth = params.distance * 150.0
+
+    head = np.concatenate([p68, p98, hairline_curve(hl), grid, _STATIC_HEAD]) - PIVOT
+    cam = head @ R.T                                                        # (N, 3) camera frame
+    cam[:, 2] += depth
+    body = (_BODY - PIVOT) @ Rb.T
+    body[:, 2] += depth
+    uv = cam[:, :2] / cam[:, 2:3]                                           # unit focal length
+    uv_body = body[:, :2] / body[:, 2:3]
+
+    lo, hi = uv[ROWS["p98"]].min(axis=0), uv[ROWS["p98"]].max(axis=0)
+    focal = params.face_frac * size / max(hi[0] - lo[0], hi[1] - lo[1])
+    half = 0.5 * (hi - lo) * focal
+    lo_room = half + 0.03 * size                                            # keep 3% of the image free
+    hi_room = (size - 1) - lo_room
+    place = np.array([params.place_x, params.place_y])
+    target = np.where(hi_room > lo_room, lo_room + place * (hi_room - lo_room), 0.5 * (size - 1))
+    centre = target - 0.5 * (lo + hi) * focal + np.array([params.shift_x, params.shift_y])
+    q = uv * focal + centre
+    q_body = uv_body * focal + centre
+
+    q68, q98 = q[ROWS["p68"]], q[ROWS["p98"]]
+    vis68, vis98 = _visibility(cam[:166], q[:166], R, expression)
+
+    ear_cam, ear_q = cam[ROWS["ears"]].reshape(2, 8, 3), q[ROWS["ears"]].reshape(2, 8, 2)
+    view = -ear_cam.mean(axis=1)
+    facing = np.einsum("ij,ij->i", EAR_NORMALS @ R.T, view) / (np.linalg.norm(view, axis=1) * np.linalg.norm(EAR_NORMALS[0]))
+    nb = q[ROWS["nose_base"]]
+    walls = [(np.concatenate([q68[27:32], nb[[0, 2]]]), R @ NOSE_WALL_NORMALS[0]),
+             (np.concatenate([q68[27:31], q68[35:36], nb[[1, 3]]]), R @ NOSE_WALL_NORMALS[1])]
+    skull, hairline = q[ROWS["skull"]], q[ROWS["hairline"]]
+    cap_q = np.concatenate([skull[cap], hairline])
+    return Geometry(
+        p68=q68, p98=q98, vis68=vis68, vis98=vis98,
+        px_per_mm=focal / depth, rot=R, depth=depth, focal=focal, centre=centre,
+        head_outline=_convex_hull(np.concatenate([skull, q68[JAW]])),
+        face_outline=_convex_hull(np.concatenate([q68[JAW], hairline])),
+        hair_outline=_convex_hull(cap_q),
+        hair_back=_convex_hull(np.concatenate([cap_q, q[ROWS["hair_back"]]])),
+        neck=_convex_hull(np.concatenate([q[ROWS["neck_top"]], q_body[:len(NECK_BOTTOM)]])),
+        torso=q_body[len(NECK_BOTTOM):],
+        ears=[(ear_q[0], float(facing[0])), (ear_q[1], float(facing[1]))], nose_walls=walls,
+        cam={"p68": cam[ROWS["p68"]]},
+        box=np.concatenate([q98.min(axis=0), q98.max(axis=0)]),
+    )
+
+
+@lru_cache(maxsize=1)
+def _point_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(166, 3) normals of the 68 then the 98 points; (166,) True for nose points (never behind the nose)."""
+    normals = np.concatenate([normals68(), normals98()])
+    nose = np.zeros(166, bool)
+    nose[NOSE] = True
+    nose[68 + NOSE98] = True
+    return normals, nose
+
+
+def _visibility(cam: np.ndarray, q: np.ndarray, R: np.ndarray, expression) -> tuple[np.ndarray, np.ndarray]:
+    """Self-occlusion flags (1 visible, 0 hidden) of the 68 then 98 points (rows of ``cam``/``q``)."""
+    normals, nose = _point_tables()
+    view = -cam / np.linalg.norm(cam, axis=1, keepdims=True)
+    vis = np.einsum("ij,ij->i", normals @ R.T, view) > 0.0
+    nose_poly = _convex_hull(q[28:36])
+    vis &= ~(inside_convex(q, nose_poly) & (cam[:, 2] > cam[30, 2] + 8.0) & ~nose)
+    vis[68 + 96] &= expression[EXPRESSION.index("close_right")] < 0.5
+    vis[68 + 97] &= expression[EXPRESSION.index("close_left")] < 0.5
+    vis = vis.astype(np.float32)
+    return vis[:68], vis[68:]

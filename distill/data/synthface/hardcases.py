@@ -1,0 +1,167 @@
+"""SynthFace hard cases applied to a drawn face: occluders, scene light, blur, noise, JPEG artefacts.
+
+Occluders are drawn into the image AND into a binary occluder mask; a landmark whose pixel is under
+the mask gets visibility 0 (its coordinates stay true). Their shapes are anchored on the posed
+landmarks, so a mirrored face gets the mirrored occluder. Image-level degradations run after all
+drawing, in the order light -> blur -> noise -> JPEG (a camera's order).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from distill.data.synthface.draw import ellipse, lines, poly, tone
+
+AA = cv2.LINE_AA
+
+
+def _rot(angle_deg: float) -> np.ndarray:
+    a = np.radians(angle_deg)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+
+def _capsule(img, mask, a, b, width, colour) -> None:
+    """A thick segment with round ends (a finger, an arm, a strand)."""
+    d = b - a
+    n = np.array([-d[1], d[0]]) / max(np.linalg.norm(d), 1e-6) * width / 2
+    quad = np.stack([a + n, b + n, b - n, a - n])
+    for target, c, aa in ((img, colour, True), (mask, 255, False)):
+        poly(target, quad, c, aa)
+        for end in (a, b):
+            if aa:
+                ellipse(target, end, (width / 2, width / 2), 0, c)
+            else:
+                cv2.circle(target, tuple(int(v) for v in np.round(end)), max(1, int(width / 2)), c, -1)
+
+
+def _both(img, mask, pts, colour) -> None:
+    poly(img, pts, colour)
+    poly(mask, pts, 255, aa=False)
+
+
+def draw_occluder(img: np.ndarray, mask: np.ndarray, occ, g, look) -> None:
+    """Draw one :class:`~.params.Occluder` into ``img`` and 255s into ``mask`` (H, W) uint8."""
+    rng = np.random.default_rng(occ.seed)
+    q = g.p68
+    side = max(g.box[2] - g.box[0], g.box[3] - g.box[1])          # face size in px
+    a = q[occ.anchor] + np.asarray(occ.offset) * side
+    R = _rot(occ.angle)
+    size = occ.size * side
+    if occ.kind == "hand":
+        colour = tone(look.skin, rng.uniform(0.85, 1.1)) if rng.random() < 0.8 else occ.colour
+        up = R @ np.array([0.0, -1.0])                             # fingers point this way
+        across = np.array([-up[1], up[0]])
+        palm = a - up * 0.2 * size
+        _capsule(img, mask, palm - up * 0.15 * size, palm - up * 3.0 * size, 0.55 * size, colour)   # the arm
+        ellipse(img, palm, (0.32 * size, 0.38 * size), np.degrees(np.arctan2(up[1], up[0])) + 90, colour)
+        cv2.ellipse(mask, tuple(int(v) for v in np.round(palm)), (max(1, int(0.32 * size)), max(1, int(0.38 * size))),
+                    float(np.degrees(np.arctan2(up[1], up[0])) + 90), 0, 360, 255, -1)
+        for k, length in zip((-1.5, -0.5, 0.5, 1.5), (0.5, 0.62, 0.6, 0.48)):
+            base = palm + across * k * 0.14 * size + up * 0.25 * size
+            _capsule(img, mask, base, base + up * length * size * rng.uniform(0.9, 1.1), 0.13 * size, colour)
+        lines(img, np.stack([palm + across * 0.1 * size, palm + up * 0.3 * size]), tone(colour, 0.8), 1)
+    elif occ.kind == "mask":
+        centre = q[27:36].mean(axis=0)
+        jaw = q[2:15] + (q[2:15] - centre) * 0.06                  # a little beyond the jaw line
+        top = np.stack([0.5 * q[14] + 0.5 * q[29], q[29], 0.5 * q[2] + 0.5 * q[29]])
+        colour = occ.colour if rng.random() < 0.5 else (225, 205, 175) if rng.random() < 0.5 else (235, 235, 235)
+        _both(img, mask, np.concatenate([jaw, top]), colour)
+        for strap in ((top[0], q[16]), (top[2], q[0])):
+            lines(img, np.stack(strap), tone(colour, 0.8), 1)
+        lines(img, 0.5 * jaw[3:10] + 0.5 * q[[50, 51, 52, 52, 52, 53, 54]], tone(colour, 0.85), 1)
+    elif occ.kind == "bar":
+        d = R @ np.array([1.0, 0.0])
+        n = np.array([-d[1], d[0]])
+        half_len, half_w = 0.8 * side, 0.18 * size + 1.0
+        _both(img, mask, np.stack([a - d * half_len - n * half_w, a + d * half_len - n * half_w,
+                                   a + d * half_len + n * half_w, a - d * half_len + n * half_w]), occ.colour)
+    elif occ.kind == "sunglasses":
+        lens = tuple(float(c) for c in rng.uniform(10, 70, 3))
+        for eye in (slice(36, 42), slice(42, 48)):
+            pts = q[eye]
+            c = pts.mean(axis=0)
+            d = pts[3] - pts[0]
+            r = max(np.linalg.norm(pts - c, axis=1).max() * 1.35, 2.0)
+            ang = np.degrees(np.arctan2(d[1], d[0]))
+            ellipse(img, c, (r, 0.8 * r), ang, lens)
+            cv2.ellipse(mask, tuple(int(v) for v in np.round(c)), (int(np.ceil(r)), int(np.ceil(0.8 * r))), ang,
+                        0, 360, 255, -1)
+        lines(img, np.stack([q[39], q[27], q[42]]), (20, 20, 20), 1)
+    elif occ.kind == "hair":
+        strand = (a - (R @ np.array([0.3, -1.0])) * size, a, a + (R @ np.array([0.2, 1.0])) * size)
+        for p0, p1 in zip(strand[:-1], strand[1:]):
+            _capsule(img, mask, p0, p1, 0.28 * size, tone(look.hair, 0.9))
+    else:  # object: a phone, a cup or a random blob
+        kind = rng.integers(3)
+        if kind == 0:
+            w, h = 0.45 * size, 0.85 * size
+            corners = np.array([[-w, -h], [w, -h], [w, h], [-w, h]]) @ R.T + a
+            _both(img, mask, corners, occ.colour)
+            poly(img, 0.8 * corners + 0.2 * a, tone(occ.colour, 0.5))   # the screen
+        elif kind == 1:
+            r = 0.55 * size
+            ellipse(img, a, (r, 0.8 * r), occ.angle, occ.colour)
+            cv2.ellipse(mask, tuple(int(v) for v in np.round(a)), (max(1, int(r)), max(1, int(0.8 * r))), occ.angle,
+                        0, 360, 255, -1)
+            ellipse(img, a, (0.6 * r, 0.4 * r), occ.angle, tone(occ.colour, 0.7))
+        else:
+            t = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(5, 9))))
+            rad = size * rng.uniform(0.35, 0.65, len(t))
+            pts = a + np.stack([np.cos(t) * rad, np.sin(t) * rad], axis=1)
+            _both(img, mask, pts, occ.colour)
+
+
+def occluded(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(K,) bool: the pixel nearest each point is under the occluder mask."""
+    h, w = mask.shape
+    ij = np.round(points).astype(np.int64)
+    x, y = np.clip(ij[:, 0], 0, w - 1), np.clip(ij[:, 1], 0, h - 1)
+    return mask[y, x] > 127
+
+
+# ----------------------------------------------------------------------------- scene light and camera
+def scene_gain(light, size: int) -> np.ndarray:
+    """(size, size) float32 exposure gain with a fall-off across the image toward the light."""
+    d = np.asarray(light.direction[:2], dtype=np.float64)
+    d = d / max(np.linalg.norm(d), 1e-6)
+    t = np.linspace(-0.5, 0.5, 8)
+    ramp = d[0] * t[None, :] + d[1] * t[:, None]                           # (8, 8) toward the light
+    small = (light.gain * (1.0 + light.gradient * 2.0 * ramp)).astype(np.float32)
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def apply_gain(img: np.ndarray, gain: np.ndarray, cast) -> np.ndarray:
+    """img * gain (H, W) * cast (BGR), rounded and saturated to uint8 in one pass."""
+    g3 = cv2.multiply(cv2.cvtColor(gain, cv2.COLOR_GRAY2BGR), tuple(float(c) for c in cast) + (0.0,))
+    return cv2.multiply(img, g3, dtype=cv2.CV_8U)
+
+
+def blur(img: np.ndarray, degrade, size: int) -> np.ndarray:
+    scale = size / 128.0
+    if degrade.blur_kind == "motion":
+        length = max(degrade.blur * scale, 1.0)
+        k = int(np.ceil(length)) | 1
+        kernel = np.zeros((k, k), np.float32)
+        c = (k - 1) / 2
+        d = np.array([np.cos(np.radians(degrade.blur_angle)), np.sin(np.radians(degrade.blur_angle))]) * (length - 1) / 2
+        cv2.line(kernel, tuple(int(v) for v in np.round((c - d) * 16)), tuple(int(v) for v in np.round((c + d) * 16)),
+                 1.0, 1, AA, 4)
+        kernel /= kernel.sum()
+        return cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    if degrade.blur_kind == "defocus":
+        return cv2.GaussianBlur(img, (0, 0), degrade.blur * scale)
+    return img
+
+
+def noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian sensor noise; OpenCV's generator is reseeded from ``rng`` so the result is reproducible."""
+    cv2.setRNGSeed(int(rng.integers(2**31)))
+    n = np.empty(img.shape, np.int16)
+    cv2.randn(n, (0.0, 0.0, 0.0), (float(sigma),) * 3)   # per-channel mean and sigma
+    return cv2.add(img, n, dtype=cv2.CV_8U)
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)

@@ -1,0 +1,282 @@
+"""SynthFace parameters: what one face is, how it is drawn at random, and its mirror image.
+
+A :class:`FaceParams` holds every choice behind one image (shape, pose, look, light, occluder,
+degradation, background), so rendering is a pure function of it. :func:`sample_params` draws one from
+a numpy Generator with the hard cases in the proportions of :class:`HardCases`; the attribute flags are
+then read off the drawn values by :func:`attribute_flags` (thresholds in ``FLAG_RULES``), so a flag
+always means what the image shows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from distill.data.synthface.backgrounds import BACKGROUNDS
+from distill.data.synthface.shape import ASYMMETRIC, EXPRESSION, FLIP68, IDENTITY
+
+# WFLW's six flags, as decided here from the drawn values (also written to meta.json).
+FLAG_RULES = {
+    "pose": "|yaw| > 45 or |pitch| > 25 or |roll| > 30 (degrees)",
+    "expression": "mouth_open > 0.45 or smile > 0.6 or an eye closed > 0.7 or brows_up > 0.6",
+    "illumination": "hard light: side light with ambient < 0.35, low light (gain < 0.55), or a colour cast > 0.2",
+    "makeup": "lipstick / eye shadow / eyeliner drawn",
+    "occlusion": "an occluder hides at least one of the 68 points",
+    "blur": "motion blur length >= 3 px or defocus sigma >= 1 px (at 128 px; scaled with the image)",
+}
+FLAGS = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
+
+
+@dataclass(frozen=True)
+class HardCases:
+    """Shares of faces that get each hard case (independent draws)."""
+
+    pose_tail: float = 0.20      # yaw drawn uniformly in +-75 instead of N(0, 15); half that for pitch/roll tails
+    expression: float = 0.15
+    illumination: float = 0.28
+    makeup: float = 0.10
+    occlusion: float = 0.30
+    blur: float = 0.28
+    noise: float = 0.15          # sensor noise (always added to low-light faces as well)
+    jpeg: float = 0.10           # strong JPEG artefacts
+    accessories: bool = True     # glasses, beards, hair styles (not flagged)
+
+    @classmethod
+    def none(cls) -> "HardCases":
+        """Frontal-ish, neutral, well lit, unoccluded, sharp: for tests and the easy subset."""
+        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, accessories=False)
+
+
+@dataclass
+class Look:
+    skin: tuple                  # BGR 0..255 floats
+    hair: tuple
+    hair_style: str              # "bald" | "short" | "long"
+    iris: tuple
+    lips: tuple
+    clothes: tuple
+    beard: bool = False
+    glasses: bool = False
+    lipstick: tuple | None = None
+    eye_shadow: tuple | None = None
+    eyeliner: bool = False
+    blush: float = 0.0
+
+
+@dataclass
+class Light:
+    direction: tuple = (0.0, -0.5, -1.0)   # toward the light, camera frame (x right, y down, z away)
+    ambient: float = 0.55
+    diffuse: float = 0.55
+    gain: float = 1.0                     # exposure; < 0.55 is low light
+    cast: tuple = (1.0, 1.0, 1.0)          # BGR multipliers
+    gradient: float = 0.0                  # scene light fall-off across the image, along the light's x/y
+
+
+@dataclass
+class Occluder:
+    kind: str                    # "hand" | "mask" | "bar" | "object" | "sunglasses" | "hair"
+    anchor: int                  # 68-point index it is centred on
+    angle: float                 # degrees, image plane
+    size: float                  # relative to the face box side
+    offset: tuple                # (dx, dy) relative to the face box side
+    colour: tuple
+    seed: int                    # shape details
+
+
+@dataclass
+class Degrade:
+    blur_kind: str = "none"      # "none" | "motion" | "defocus"
+    blur: float = 0.0            # motion length or defocus sigma in px at 128 px
+    blur_angle: float = 0.0
+    noise: float = 0.0           # Gaussian sigma on 0..255
+    jpeg: int = 0                # quality of a re-encode, 0 = none
+
+
+@dataclass
+class FaceParams:
+    identity: np.ndarray         # (len(IDENTITY),) standard deviations
+    expression: np.ndarray       # (len(EXPRESSION),)
+    yaw: float = 0.0
+    pitch: float = 0.0
+    roll: float = 0.0
+    distance: float = 4.0        # camera distance in units of 150 mm (perspective strength)
+    face_frac: float = 0.6       # longer side of the 98-point box / image side
+    place_x: float = 0.5         # where the box sits in the free room, 0..1
+    place_y: float = 0.5
+    shift_x: float = 0.0         # extra sub-pixel shift (stability groups)
+    shift_y: float = 0.0
+    look: Look = None
+    light: Light = field(default_factory=Light)
+    occluder: Occluder | None = None
+    degrade: Degrade = field(default_factory=Degrade)
+    background: str = "gradient"
+    seed: int = 0                # pixel-level randomness (textures, noise)
+
+
+# ----------------------------------------------------------------------------- palettes (BGR)
+SKIN = np.array([[205, 220, 245], [170, 195, 235], [130, 165, 215], [95, 130, 185], [65, 95, 145], [45, 65, 100]])
+HAIR = np.array([[25, 25, 30], [30, 45, 70], [45, 75, 120], [110, 170, 215], [40, 70, 170], [170, 170, 175]])
+IRIS = np.array([[30, 50, 80], [20, 30, 45], [160, 110, 60], [90, 130, 70], [50, 100, 120]])
+LIPSTICK = np.array([[45, 35, 200], [50, 25, 140], [160, 110, 235], [120, 50, 130], [50, 40, 70], [60, 110, 230]])
+EYE_SHADOW = np.array([[170, 90, 40], [140, 60, 120], [50, 80, 110], [35, 35, 35], [80, 140, 60], [70, 170, 210]])
+
+
+def _mix(palette: np.ndarray, t: float) -> tuple:
+    """Linear interpolation along a palette, t in [0, 1]."""
+    x = t * (len(palette) - 1)
+    i = min(int(x), len(palette) - 2)
+    return tuple(float(v) for v in palette[i] * (1 - (x - i)) + palette[i + 1] * (x - i))
+
+
+def _tail(rng: np.random.Generator, p: float, sd: float, clip: float, wide: float) -> float:
+    """Long-tailed angle: N(0, sd) clipped to +-clip, or with probability p uniform in +-wide."""
+    if rng.random() < p:
+        return float(rng.uniform(-wide, wide))
+    return float(np.clip(rng.normal(0.0, sd), -clip, clip))
+
+
+def _expression(rng: np.random.Generator, hard: bool) -> np.ndarray:
+    e = dict(mouth_open=rng.uniform(0, 0.25) * (rng.random() < 0.5), smile=rng.uniform(0, 0.45),
+             close_right=0.0, close_left=0.0, brows_up=rng.uniform(0, 0.35),
+             gaze_x=np.clip(rng.normal(0, 0.35), -1, 1), gaze_y=np.clip(rng.normal(0, 0.25), -1, 1))
+    if rng.random() < 0.05:  # a half blink
+        e["close_right"] = e["close_left"] = rng.uniform(0, 0.4)
+    if hard:
+        kinds = rng.permutation(["mouth_open", "smile", "closed", "wink", "brows_up"])[: rng.integers(1, 3)]
+        for k in kinds:
+            if k == "closed":
+                e["close_right"] = e["close_left"] = rng.uniform(0.75, 1.0)
+            elif k == "wink":
+                e["close_right" if rng.random() < 0.5 else "close_left"] = rng.uniform(0.8, 1.0)
+            elif k == "mouth_open":
+                e[k] = rng.uniform(0.5, 1.0)
+            else:
+                e[k] = rng.uniform(0.65, 1.0)
+    return np.array([e[k] for k in EXPRESSION], dtype=np.float64)
+
+
+def _look(rng: np.random.Generator, hard: HardCases) -> Look:
+    skin = _mix(SKIN, rng.uniform(0, 1))
+    lips = tuple(float(c) for c in np.array(skin) * np.array([0.72, 0.62, 0.88]))
+    look = Look(skin=skin, hair=_mix(HAIR, rng.uniform(0, 1)),
+                hair_style=str(rng.choice(["bald", "short", "long"], p=[0.1, 0.55, 0.35])),
+                iris=_mix(IRIS, rng.uniform(0, 1)), lips=lips,
+                clothes=tuple(float(c) for c in rng.uniform(20, 235, 3)))
+    if hard.accessories:
+        look.beard = bool(rng.random() < 0.12)
+        look.glasses = bool(rng.random() < 0.12)
+    else:
+        look.hair_style = "short"
+    if rng.random() < hard.makeup:
+        look.lipstick = _mix(LIPSTICK, rng.uniform(0, 1))
+        if rng.random() < 0.7:
+            look.eye_shadow = _mix(EYE_SHADOW, rng.uniform(0, 1))
+        look.eyeliner = bool(rng.random() < 0.6)
+        look.blush = float(rng.uniform(0.1, 0.35))
+    return look
+
+
+def _light(rng: np.random.Generator, hard: bool) -> Light:
+    light = Light(direction=(float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.8, -0.2)), -1.0),
+                  ambient=float(rng.uniform(0.45, 0.65)), diffuse=float(rng.uniform(0.4, 0.6)),
+                  gain=float(rng.uniform(0.85, 1.1)),
+                  cast=tuple(float(c) for c in 1.0 + rng.uniform(-0.06, 0.06, 3)),
+                  gradient=float(rng.uniform(0.0, 0.15)))
+    if hard:
+        kinds = rng.permutation(["side", "low", "cast"])[: rng.integers(1, 3)]
+        for k in kinds:
+            if k == "side":
+                sx = rng.choice([-1.0, 1.0]) * rng.uniform(0.9, 1.8)
+                light.direction = (float(sx), float(rng.uniform(-0.6, 0.3)), float(-rng.uniform(0.2, 0.7)))
+                light.ambient, light.diffuse = float(rng.uniform(0.12, 0.3)), float(rng.uniform(0.8, 1.1))
+                light.gradient = float(rng.uniform(0.3, 0.6))
+            elif k == "low":
+                light.gain = float(rng.uniform(0.22, 0.5))
+            else:
+                light.cast = tuple(float(c) for c in np.clip(1.0 + rng.choice([-1, 1], 3) * rng.uniform(0.25, 0.45, 3), 0.4, 1.6))
+    return light
+
+
+OCCLUDER_KINDS = ("hand", "mask", "bar", "object", "sunglasses", "hair")
+_ANCHORS = {"hand": [8, 30, 33, 37, 44, 48, 51, 54, 57, 3, 13, 5, 11], "object": list(range(68)),
+            "bar": [37, 44, 27, 30, 51, 57], "mask": [30], "sunglasses": [27], "hair": [37, 44, 19, 24]}
+
+
+def _occluder(rng: np.random.Generator) -> Occluder:
+    kind = str(rng.choice(OCCLUDER_KINDS, p=[0.3, 0.15, 0.15, 0.2, 0.1, 0.1]))
+    anchor = int(rng.choice(_ANCHORS[kind]))
+    colour = tuple(float(c) for c in rng.uniform(10, 245, 3))
+    return Occluder(kind=kind, anchor=anchor, angle=float(rng.uniform(-60, 60)), size=float(rng.uniform(0.25, 0.5)),
+                    offset=(float(rng.normal(0, 0.05)), float(rng.normal(0, 0.05))), colour=colour,
+                    seed=int(rng.integers(2**31)))
+
+
+def sample_params(rng: np.random.Generator, hard: HardCases = HardCases(),
+                  backgrounds: tuple[str, ...] = tuple(BACKGROUNDS)) -> FaceParams:
+    """Draw one face. ``backgrounds``: the family names to choose from (see backgrounds.BACKGROUNDS)."""
+    identity = np.clip(rng.normal(0.0, 1.0, len(IDENTITY)), -2.5, 2.5)
+    p = FaceParams(
+        identity=identity,
+        expression=_expression(rng, rng.random() < hard.expression),
+        yaw=_tail(rng, hard.pose_tail, 15.0, 40.0, 75.0),
+        pitch=_tail(rng, hard.pose_tail / 2, 8.0, 22.0, 40.0),
+        roll=_tail(rng, hard.pose_tail / 2, 8.0, 25.0, 45.0),
+        distance=float(rng.uniform(2.5, 8.0)), face_frac=float(rng.uniform(0.38, 0.68)),
+        place_x=float(rng.uniform()), place_y=float(rng.uniform()),
+        look=_look(rng, hard),
+        light=_light(rng, rng.random() < hard.illumination),
+        occluder=_occluder(rng) if rng.random() < hard.occlusion else None,
+        background=str(rng.choice(list(backgrounds))),
+        seed=int(rng.integers(2**31)),
+    )
+    d = p.degrade
+    if rng.random() < hard.blur:
+        d.blur_kind = str(rng.choice(["motion", "defocus"]))
+        d.blur = float(rng.uniform(3.5, 9.0) if d.blur_kind == "motion" else rng.uniform(1.0, 2.5))
+        d.blur_angle = float(rng.uniform(0, 180))
+    if rng.random() < hard.noise or p.light.gain < 0.55:
+        d.noise = float(rng.uniform(4.0, 14.0))
+    if rng.random() < hard.jpeg:
+        d.jpeg = int(rng.integers(15, 50))
+    return p
+
+
+def attribute_flags(p: FaceParams, occluded_points: int) -> dict[str, int]:
+    """WFLW's six flags read off the drawn values (``FLAG_RULES``)."""
+    e = dict(zip(EXPRESSION, p.expression))
+    cast = max(abs(c - 1.0) for c in p.light.cast)
+    return {
+        "pose": int(abs(p.yaw) > 45 or abs(p.pitch) > 25 or abs(p.roll) > 30),
+        "expression": int(e["mouth_open"] > 0.45 or e["smile"] > 0.6 or max(e["close_right"], e["close_left"]) > 0.7
+                          or e["brows_up"] > 0.6),
+        "illumination": int(p.light.ambient < 0.35 or p.light.gain < 0.55 or cast > 0.2),
+        "makeup": int(p.look.lipstick is not None or p.look.eye_shadow is not None or p.look.eyeliner),
+        "occlusion": int(occluded_points > 0),
+        "blur": int((p.degrade.blur_kind == "motion" and p.degrade.blur >= 3.0)
+                    or (p.degrade.blur_kind == "defocus" and p.degrade.blur >= 1.0)),
+    }
+
+
+def mirror_params(p: FaceParams) -> FaceParams:
+    """The parameters of the horizontally mirrored face: yaw, roll, gaze and placement negated, the
+    asymmetric identity components negated, the eyes swapped; light, occluder and blur mirrored too.
+    Background textures and noise are not mirrored (they come from the same seed)."""
+    identity = p.identity.copy()
+    for k in ASYMMETRIC:
+        identity[IDENTITY.index(k)] *= -1.0
+    e = p.expression.copy()
+    r, l = EXPRESSION.index("close_right"), EXPRESSION.index("close_left")
+    e[r], e[l] = p.expression[l], p.expression[r]
+    e[EXPRESSION.index("gaze_x")] *= -1.0
+    light = dataclasses.replace(p.light, direction=(-p.light.direction[0],) + tuple(p.light.direction[1:]))
+    occ = p.occluder
+    if occ is not None:
+        occ = dataclasses.replace(occ, anchor=int(FLIP68[occ.anchor]), angle=-occ.angle,
+                                  offset=(-occ.offset[0], occ.offset[1]))
+    degrade = dataclasses.replace(p.degrade, blur_angle=180.0 - p.degrade.blur_angle)
+    return dataclasses.replace(p, identity=identity, expression=e, yaw=-p.yaw, roll=-p.roll,
+                               place_x=1.0 - p.place_x, shift_x=-p.shift_x, light=light, occluder=occ,
+                               degrade=degrade)

@@ -1,0 +1,67 @@
+"""SynthFace rendering: one :class:`~.params.FaceParams` -> image, points, visibility, mask, attributes.
+
+The pipeline, in order: pose the 3D face (face_model) -> background (backgrounds) -> person
+(draw) -> occluder (hardcases) -> light (scene gain x head shading, one pass) -> blur -> noise -> JPEG. Points never
+depend on the pixel randomness, only on the parameters, so a face and its mirror can be compared
+exactly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+from distill.data.synthface import hardcases
+from distill.data.synthface.backgrounds import make_background
+from distill.data.synthface.draw import draw_person, head_shading
+from distill.data.synthface.face_model import pose_face
+from distill.data.synthface.params import FaceParams, attribute_flags
+
+
+class Render(NamedTuple):
+    image: np.ndarray            # (S, S, 3) uint8 BGR
+    points68: np.ndarray         # (68, 2) float32, 0-based pixels
+    points98: np.ndarray         # (98, 2) float32
+    vis68: np.ndarray            # (68,) float32: 1 visible, 0 self-occluded or under an occluder
+    vis98: np.ndarray            # (98,) float32
+    mask: np.ndarray             # (S, S) uint8: 255 person (and occluders in front of it), 0 background
+    attributes: dict             # WFLW flags + yaw/pitch/roll
+
+
+def render_face(params: FaceParams, size: int = 128, rng: np.random.Generator | None = None) -> Render:
+    """Render one face. ``rng`` drives textures and noise only (default: seeded from ``params.seed``)."""
+    if rng is None:
+        rng = np.random.default_rng(params.seed)
+    g = pose_face(params, size)
+    img = make_background(params.background, size, rng)
+    mask = np.zeros((size, size), np.uint8)
+    draw_person(img, mask, g, params.look, params.light, params.expression)
+
+    vis68, vis98 = g.vis68.copy(), g.vis98.copy()
+    hidden = 0
+    shaded = mask                         # the head shading lights the person, not what is in front
+    if params.occluder is not None:
+        occ = np.zeros((size, size), np.uint8)
+        hardcases.draw_occluder(img, occ, params.occluder, g, params.look)
+        under68, under98 = hardcases.occluded(g.p68, occ), hardcases.occluded(g.p98, occ)
+        hidden = int(under68.sum())
+        vis68[under68] = 0.0
+        vis98[under98] = 0.0
+        shaded = cv2.subtract(mask, occ)
+        mask = cv2.max(mask, occ)
+
+    # one pass of light: scene gain everywhere, times the head's Lambert shading on the person
+    person = shaded.astype(np.float32) * np.float32(1.0 / 255.0)                      # (S, S)
+    gain = hardcases.scene_gain(params.light, size) * (1.0 + (head_shading(g, params.light, size) - 1.0) * person)
+    img = hardcases.apply_gain(img, gain, params.light.cast)
+    img = hardcases.blur(img, params.degrade, size)
+    if params.degrade.noise > 0:
+        img = hardcases.noise(img, params.degrade.noise, rng)
+    if params.degrade.jpeg > 0:
+        img = hardcases.jpeg(img, params.degrade.jpeg)
+
+    attributes = attribute_flags(params, hidden)
+    attributes.update(yaw=float(params.yaw), pitch=float(params.pitch), roll=float(params.roll))
+    return Render(img, g.p68.astype(np.float32), g.p98.astype(np.float32), vis68, vis98, mask, attributes)

@@ -1,0 +1,254 @@
+"""Writing a SynthFace set to disk: one set of images serving the 300W and WFLW layouts.
+
+Layout of DIR::
+
+    train/000000.png  train/000000.pts   (68 points, iBUG .pts, 1-based as the format wants)
+    test/...          stability/...      (stability only with stability=K > 0)
+    masks/<split>/000000.png             (255 = person and occluders in front of it, 0 = background)
+    wflw/list_98pt_train.txt, list_98pt_test.txt (and list_98pt_stability.txt):
+        207 tokens per line: 196 coordinates (0-based pixels), box x_min y_min x_max y_max (whole pixels
+        around the 98 points), 6 flags pose expression illumination make-up occlusion blur, the image
+        path relative to DIR
+    annotations.jsonl    one line per image (visibility, flags, true pose, mask, group/frame, split)
+    meta.json            generator version, seed, sizes, hard-case shares, flag rules, counts
+
+Determinism: face i of split s is drawn from ``SeedSequence([seed, split code, i])`` alone, every
+worker writes its own files atomically (temp file then rename), and the shared files are assembled in
+index order from ``Pool.imap``; so the same seed gives byte-identical files for any ``workers``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass
+from functools import partial
+from multiprocessing import Pool
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from distill.data.formats import write_pts
+from distill.data.synthface.backgrounds import BACKGROUNDS
+from distill.data.synthface.shape import EXPRESSION, IDENTITY
+from distill.data.synthface.params import FLAG_RULES, FLAGS, HardCases, Light, sample_params
+from distill.data.synthface.render import render_face
+from distill.errors import DataError
+
+GENERATOR_VERSION = "synthface-1.0"
+SPLIT_CODES = {"train": 0, "test": 1, "stability": 2}
+VIDEO_FRAMES = 16
+
+
+@dataclass(frozen=True)
+class Job:
+    split: str
+    index: int                   # file number within the split
+    group: int | None = None     # stability group
+    frame: int | None = None
+    kind: str | None = None      # "static" | "video"
+
+
+@dataclass(frozen=True)
+class Setup:
+    out: Path
+    seed: int
+    size: int
+    image_format: str
+    hard: HardCases
+    stability: int
+
+
+def face_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The generator of one face: a function of (seed, split, index) only."""
+    return np.random.default_rng(np.random.SeedSequence([seed, SPLIT_CODES[split], index]))
+
+
+def stability_params(seed: int, job: Job, hard: HardCases):
+    """One frame of a stability group.
+
+    static: the same face and pose over K renders, each with its own background, lighting
+    and a sub-pixel shift (so predictions should move by exactly that shift);
+    video: a smooth ``VIDEO_FRAMES``-frame sequence, pose and expression drifting slowly, background
+    and light fixed.
+    """
+    group_code = job.group + (0 if job.kind == "static" else 1_000_000)
+    base = sample_params(face_rng(seed, "stability", group_code), hard, tuple(BACKGROUNDS))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_CODES["stability"], group_code, job.frame]))
+    if job.kind == "static":
+        light = Light(direction=(float(rng.uniform(-0.6, 0.6)), float(rng.uniform(-0.8, -0.1)), -1.0),
+                      ambient=float(rng.uniform(0.4, 0.65)), diffuse=float(rng.uniform(0.4, 0.6)),
+                      gain=float(rng.uniform(0.8, 1.15)), cast=tuple(float(c) for c in 1 + rng.uniform(-0.08, 0.08, 3)),
+                      gradient=float(rng.uniform(0.0, 0.2)))
+        return dataclasses.replace(base, light=light, background=str(rng.choice(list(BACKGROUNDS))),
+                                   shift_x=float(rng.uniform(-0.5, 0.5)), shift_y=float(rng.uniform(-0.5, 0.5)),
+                                   seed=int(rng.integers(2**31)))
+    # video: slow drifts with random phases drawn once per group
+    g = np.random.default_rng(np.random.SeedSequence([seed, SPLIT_CODES["stability"], group_code]))
+    amp = g.uniform([10, 4, 3, 0.2], [25, 10, 8, 0.5])
+    phase = g.uniform(0, 2 * np.pi, 4)
+    t = job.frame / (VIDEO_FRAMES - 1)
+    wave = np.sin(np.pi * t + phase)
+    e = base.expression.copy()
+    e[EXPRESSION.index("mouth_open")] = float(np.clip(e[EXPRESSION.index("mouth_open")] + amp[3] * max(wave[3], 0), 0, 1))
+    return dataclasses.replace(base, yaw=float(np.clip(base.yaw + amp[0] * wave[0], -80, 80)),
+                               pitch=float(base.pitch + amp[1] * wave[1]), roll=float(base.roll + amp[2] * wave[2]),
+                               expression=e)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _encode(img: np.ndarray, fmt: str) -> bytes:
+    if fmt == "png":
+        ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY,
+                                             cv2.IMWRITE_PNG_STRATEGY_FILTERED])
+    else:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return buf.tobytes()
+
+
+def _numbers(values: np.ndarray) -> list[str]:
+    """float32 values as text that reads back to the same float32 (repr of the exact float64)."""
+    return [repr(v) for v in np.asarray(values, dtype=np.float32).astype(np.float64).ravel().tolist()]
+
+
+def render_job(setup: Setup, job: Job) -> tuple[dict, str]:
+    """Render and write one face; returns its annotations.jsonl record and its WFLW line."""
+    if job.split == "stability":
+        params = stability_params(setup.seed, job, setup.hard)
+    else:
+        params = sample_params(face_rng(setup.seed, job.split, job.index), setup.hard, tuple(BACKGROUNDS))
+    r = render_face(params, setup.size)
+    name = f"{job.index:06d}"
+    image_rel = f"{job.split}/{name}.{setup.image_format}"
+    mask_rel = f"masks/{job.split}/{name}.png"
+    _write_bytes(setup.out / image_rel, _encode(r.image, setup.image_format))
+    _write_bytes(setup.out / mask_rel, _encode(r.mask, "png"))
+    write_pts(setup.out / job.split / f"{name}.pts", r.points68)
+
+    flags = {k: int(r.attributes[k]) for k in FLAGS}
+    record = {"image": image_rel, "visibility": [int(v) for v in r.vis68], "visibility98": [int(v) for v in r.vis98],
+              "attributes": flags, "yaw": round(r.attributes["yaw"], 4), "pitch": round(r.attributes["pitch"], 4),
+              "roll": round(r.attributes["roll"], 4), "mask": mask_rel, "group": job.group, "frame": job.frame,
+              "split": job.split}
+    if job.split == "stability":
+        record["stability_kind"] = job.kind
+    p = r.points98
+    box = [math.floor(p[:, 0].min()), math.floor(p[:, 1].min()), math.ceil(p[:, 0].max()), math.ceil(p[:, 1].max())]
+    tokens = _numbers(p) + [str(b) for b in box] + [str(flags[k]) for k in FLAGS] + [image_rel]
+    return record, " ".join(tokens)
+
+
+def _jobs(num: int, num_test: int, stability: int) -> list[Job]:
+    jobs = [Job("train", i) for i in range(num)] + [Job("test", i) for i in range(num_test)]
+    if stability > 0:
+        index = 0
+        for g in range(stability_groups(num_test)[0]):
+            for f in range(stability):
+                jobs.append(Job("stability", index, g, f, "static"))
+                index += 1
+        for g in range(stability_groups(num_test)[1]):
+            for f in range(VIDEO_FRAMES):
+                jobs.append(Job("stability", index, g, f, "video"))
+                index += 1
+    return jobs
+
+
+def stability_groups(num_test: int) -> tuple[int, int]:
+    """(static groups, video sequences) written for a test set of ``num_test`` faces."""
+    return max(1, num_test // 20), max(1, num_test // 50)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    _write_bytes(path, text.encode("utf-8"))
+
+
+def generate(out, num: int = 1000, seed: int = 0, size: int = 128, workers: int = 2, num_test: int | None = None,
+             stability: int = 0, image_format: str = "jpg", hard: HardCases = HardCases(),
+             progress: bool = True) -> Path:
+    """Write a SynthFace set to ``out`` (layout in the module docstring) and return ``out`` as a Path.
+
+    num: training faces; num_test: test faces (default num // 5); stability: K renders per static
+    stability group (0: no stability set); image_format: "png" or "jpg" (quality 95). Existing files
+    of the same names are overwritten.
+    """
+    out = Path(out)
+    num_test = num // 5 if num_test is None else num_test
+    for key, value, low in (("num", num, 0), ("num_test", num_test, 0), ("size", size, 32), ("workers", workers, 1),
+                            ("stability", stability, 0)):
+        if not isinstance(value, int) or value < low:
+            raise DataError(f"synthface: {key} must be an integer >= {low}, got {value!r}")
+    if image_format not in ("png", "jpg"):
+        raise DataError(f"synthface: image_format must be 'png' or 'jpg', got {image_format!r}")
+    splits = ["train", "test"] + (["stability"] if stability else [])
+    for s in splits:
+        (out / s).mkdir(parents=True, exist_ok=True)
+        (out / "masks" / s).mkdir(parents=True, exist_ok=True)
+    (out / "wflw").mkdir(parents=True, exist_ok=True)
+
+    setup = Setup(out=out, seed=int(seed), size=size, image_format=image_format, hard=hard, stability=stability)
+    jobs = _jobs(num, num_test, stability)
+    work = partial(render_job, setup)
+    results: list[tuple[dict, str]] = []
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+        task = bar.add_task(f"SynthFace -> {out}", total=len(jobs))
+    pool = Pool(workers) if workers > 1 else None
+    try:
+        for res in (pool.imap(work, jobs, chunksize=16) if pool else map(work, jobs)):
+            results.append(res)
+            if bar is not None:
+                bar.advance(task)
+    finally:
+        if pool is not None:
+            pool.terminate()   # every result is in (or an error/interrupt is on its way up)
+            pool.join()
+        if bar is not None:
+            bar.stop()
+
+    records = [r for r, _ in results]
+    _atomic_text(out / "annotations.jsonl", "".join(json.dumps(r, separators=(", ", ": ")) + "\n" for r in records))
+    for s in splits:
+        lines = [line for (r, line) in results if r["split"] == s]
+        _atomic_text(out / "wflw" / f"list_98pt_{s}.txt", "".join(line + "\n" for line in lines))
+    _atomic_text(out / "meta.json", json.dumps(_meta(setup, num, num_test, records), indent=2) + "\n")
+    return out
+
+
+def _meta(setup: Setup, num: int, num_test: int, records: list[dict]) -> dict:
+    counts = {}
+    for s in ("train", "test", "stability"):
+        rs = [r for r in records if r["split"] == s]
+        if rs:
+            counts[s] = {"images": len(rs), **{k: sum(r["attributes"][k] for r in rs) for k in FLAGS}}
+    static, video = stability_groups(num_test)
+    return {
+        "generator": "distill.data.synthface", "version": GENERATOR_VERSION, "seed": setup.seed, "size": setup.size,
+        "num_train": num, "num_test": num_test, "image_format": setup.image_format,
+        "stability": {"renders_per_static_group": setup.stability,
+                      "static_groups": static if setup.stability else 0, "video_sequences": video if setup.stability else 0,
+                      "video_frames": VIDEO_FRAMES},
+        "hard_cases": dataclasses.asdict(setup.hard), "flag_rules": FLAG_RULES,
+        "pose_distribution": "yaw N(0,15) clipped to +-40, or with p=pose_tail U(-75,75); pitch N(0,8) clipped to +-22, "
+                             "or with p=pose_tail/2 U(-40,40); roll N(0,8) clipped to +-25, or with p=pose_tail/2 U(-45,45)",
+        "pose_convention": "degrees; yaw > 0 turns the face to the image right (nose moves right), pitch > 0 looks up, "
+                           "roll > 0 tilts the head clockwise in the image",
+        "identity_components": list(IDENTITY), "expression_components": list(EXPRESSION),
+        "backgrounds": list(BACKGROUNDS),
+        "points": "0-based pixel coordinates, pixel centres at integers; .pts files are 1-based per the iBUG format; "
+                  "98 points interpolated in 3D from the 68 (see face_model.wflw_matrix); hidden points keep true "
+                  "coordinates and have visibility 0",
+        "mask": "masks/<split>/<name>.png: 255 = person (head, hair, neck, torso) and occluders, 0 = background",
+        "counts": counts,
+    }

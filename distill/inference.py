@@ -1,0 +1,394 @@
+"""Landmarks on whole images: face box -> crop -> model -> image-coordinate points.
+
+One :class:`LandmarkPredictor` runs any of the three deployable forms of a model, chosen by the
+file's suffix in the plain dict :data:`LOADERS`:
+
+    .ckpt   torch eager: checkpoint.load_model + export.DeployModule (decoding in torch)
+    .onnx   ONNX Runtime (intra-op threads configurable); the graph decodes itself
+    .pt     TorchScript written by `distill export --format torchscript`
+
+Each backend maps uint8 crops (B, 3, S, S) to crop-pixel points (B, K, 2) and confidence (B, K). The
+crop is cut with the training code's own affine (``transforms.crop_matrix`` + ``warp``, with the margin
+the model was trained with) and the points go back through ``invert_affine``, so a prediction on a
+training image lands where training's crops would have put it. Nothing rounds coordinates.
+
+Face boxes come from the caller (x1, y1, x2, y2 image px), from the extent of a ``.pts`` file
+(:func:`box_from_pts`: the same tight box training uses when a sample has none), or from a detector
+(:data:`DETECTORS`): OpenCV's bundled Haar cascade where the OpenCV build has one (4.x; the 5.x wheels
+dropped ``CascadeClassifier`` and the XML files), else dlib's HOG detector when the ``dlib`` extra is
+installed, else the whole image is one face (training's rule for images without a box). A detector's
+box is not a landmark extent: its scale and centre differ from the training boxes, so accuracy on
+detected boxes is lower than on annotated ones.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from distill.data.formats import read_pts
+from distill.data.dataset import image_box
+from distill.data.transforms import box_from_points, crop_matrix, invert_affine, transform_points, warp
+from distill.errors import DataError
+
+
+@dataclass
+class Face:
+    box: np.ndarray         # (4,) x1, y1, x2, y2 image px
+    points: np.ndarray      # (K, 2) image px, 0-based
+    confidence: np.ndarray  # (K,)
+
+    def to_json(self) -> dict:
+        return {"box": [float(v) for v in self.box], "points": self.points.astype(float).tolist(),
+                "confidence": self.confidence.astype(float).tolist()}
+
+
+# ----------------------------------------------------------------------------- backends
+def _load_ckpt(path: Path, threads: int | None):
+    import torch
+
+    from distill.checkpoint import load_model
+    from distill.export import DeployModule, build_metadata, parse_metadata, run_torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    model, info = load_model(path)
+    deploy = DeployModule(model, info.get("decode", "dark"))
+    return (lambda crops: run_torch(deploy, crops)), parse_metadata(build_metadata(info, deploy, facts=False))
+
+
+def _load_onnx(path: Path, threads: int | None):
+    from distill.export import ort_session, read_metadata, run_ort
+
+    meta = read_metadata(path)  # first: a corrupt file fails here with a clear message
+    session = ort_session(path, threads)
+    return (lambda crops: run_ort(session, crops)), meta
+
+
+def _load_torchscript(path: Path, threads: int | None):
+    import torch
+
+    from distill.export import _load_torchscript as load, parse_metadata, run_torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    module, raw = load(path)
+    return (lambda crops: run_torch(module, crops)), parse_metadata(json.loads(raw))
+
+
+LOADERS = {".ckpt": _load_ckpt, ".onnx": _load_onnx, ".pt": _load_torchscript}
+
+
+# ----------------------------------------------------------------------------- face boxes
+def parse_box(text: str) -> np.ndarray:
+    """'x1,y1,x2,y2' -> (4,) float32; DataError on anything else."""
+    try:
+        box = np.array([float(v) for v in text.split(",")], dtype=np.float32)
+    except ValueError:
+        box = np.zeros(0)
+    if box.shape != (4,) or not np.isfinite(box).all():
+        raise DataError(f"--box {text!r}: expected four numbers x1,y1,x2,y2")
+    return box
+
+
+def box_from_pts(path: str | Path) -> np.ndarray:
+    """The tight box around a ``.pts`` file's points (training's box for samples without one)."""
+    return box_from_points(read_pts(path))
+
+
+def _haar_detector():
+    """OpenCV's bundled frontal-face Haar cascade (OpenCV 4.x; 5.x moved cascades out of the main wheel)."""
+    xml = Path(getattr(getattr(cv2, "data", None), "haarcascades", "")) / "haarcascade_frontalface_default.xml"
+    if not hasattr(cv2, "CascadeClassifier") or not xml.is_file():
+        return None
+    cascade = cv2.CascadeClassifier(str(xml))
+
+    def detect(image_bgr: np.ndarray) -> list[np.ndarray]:
+        gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+        return [np.array([x, y, x + w, y + h], np.float32) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
+
+    return detect
+
+
+def _dlib_detector():
+    """dlib's HOG frontal-face detector (the optional `dlib` extra), when OpenCV has no cascade."""
+    try:
+        import dlib
+    except ImportError:
+        return None
+    hog = dlib.get_frontal_face_detector()
+
+    def detect(image_bgr: np.ndarray) -> list[np.ndarray]:
+        rects = hog(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), 1)
+        return [np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32) for r in rects]
+
+    return detect
+
+
+# tried in this order; the first one this install can build is used
+DETECTORS = {"haar": _haar_detector, "dlib": _dlib_detector}
+_DETECTOR: tuple | None = None
+
+
+def face_detector() -> tuple[str, object]:
+    """(name, detect(image) -> list of boxes) of the first available detector, or ("none", None)."""
+    global _DETECTOR
+    if _DETECTOR is None:
+        _DETECTOR = ("none", None)
+        for name, build in DETECTORS.items():
+            detect = build()
+            if detect is not None:
+                _DETECTOR = (name, detect)
+                break
+    return _DETECTOR
+
+
+def detect_faces(image_bgr: np.ndarray) -> list[np.ndarray] | None:
+    """Face boxes, largest first; None when this install has no face detector at all."""
+    detect = face_detector()[1]
+    if detect is None:
+        return None
+    return sorted(detect(image_bgr), key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+
+
+def check_box(box, image_shape, where: str = "box") -> np.ndarray:
+    """(4,) float32 box that has an area and overlaps the image; a box partly outside is fine (the
+    crop is padded with black, as in training), one wholly outside is a DataError."""
+    b = np.asarray(box, dtype=np.float32).reshape(-1)
+    h, w = image_shape[:2]
+    if b.shape != (4,) or not np.isfinite(b).all() or b[2] <= b[0] or b[3] <= b[1]:
+        raise DataError(f"{where} {b.tolist()}: expected x1 < x2 and y1 < y2")
+    if b[2] <= 0 or b[3] <= 0 or b[0] >= w or b[1] >= h:
+        raise DataError(f"{where} {b.tolist()} lies outside the {w}x{h} image")
+    return b
+
+
+# ----------------------------------------------------------------------------- the predictor
+class LandmarkPredictor:
+    """Image + face boxes -> :class:`Face` list, from a .ckpt, .onnx or TorchScript .pt file.
+
+    threads: intra-op threads (None: the runtime's default, all cores). margin: crop margin; default
+    the one stored with the model (training's). smoothing: an object with ``__call__(points, t) ->
+    points`` and ``reset()`` (e.g. distill.filters.OneEuroFilter), applied to the largest face of each
+    frame by :meth:`predict_video`.
+    """
+
+    def __init__(self, model_path: str | Path, threads: int | None = None, margin: float | None = None,
+                 smoothing=None):
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: model file not found")
+        loader = LOADERS.get(self.path.suffix.lower())
+        if loader is None:
+            raise DataError(f"{self.path}: unknown model type {self.path.suffix!r} (expected one of "
+                            f"{', '.join(LOADERS)})")
+        self._run, self.metadata = loader(self.path, threads)
+        self.input_size = int(self.metadata["input_size"])
+        self.num_points = int(self.metadata["num_points"])
+        self.margin = float(self.metadata.get("crop_margin", 0.25) if margin is None else margin)
+        self.smoothing = smoothing
+
+    def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (B, 3, S, S) BGR crops -> (points (B, K, 2) crop px, confidence (B, K))."""
+        return self._run(crops)
+
+    def predict(self, image_bgr: np.ndarray, boxes=None) -> list[Face]:
+        """Landmarks of every face in a BGR uint8 image. boxes: list of (4,) x1, y1, x2, y2, or None to
+        detect faces (:func:`face_detector`; an image where none is found gives an empty list; without
+        any detector installed the whole image is taken as one face)."""
+        image = np.asarray(image_bgr)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise DataError(f"predict expects a BGR uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+        if boxes is None:
+            boxes = detect_faces(image)
+            if boxes is None:  # no detector: the image is the face, as training treats unlabelled images
+                boxes = [image_box(image.shape[0], image.shape[1], self.margin)]
+        boxes = [check_box(b, image.shape) for b in boxes]
+        if not boxes:
+            return []
+        size = self.input_size
+        mats = [crop_matrix(b, size, margin=self.margin) for b in boxes]  # (2, 3) image -> crop each
+        crops = np.stack([warp(image, m, size) for m in mats]).transpose(0, 3, 1, 2)  # (B, 3, S, S)
+        points, conf = self.predict_crops(np.ascontiguousarray(crops))
+        return [Face(box=np.asarray(b, dtype=np.float32), points=transform_points(p, invert_affine(m)),
+                     confidence=c.astype(np.float32)) for b, m, p, c in zip(boxes, mats, points, conf)]
+
+    def predict_video(self, path: str | Path, boxes=None):
+        """Yield (frame index, frame, faces) for each frame of a video. Without ``boxes`` faces are
+        detected per frame (the last box is kept through frames where detection misses); the largest
+        face's points go through ``smoothing`` when it is set, reset whenever the face is lost."""
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            raise DataError(f"{path}: not a video OpenCV can read")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        if self.smoothing is not None:
+            self.smoothing.reset()
+        last, n = None, 0
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                frame_boxes = boxes
+                if frame_boxes is None and face_detector()[1] is not None:
+                    frame_boxes = detect_faces(frame) or ([last] if last is not None else [])
+                faces = self.predict(frame, frame_boxes) if frame_boxes is None or len(frame_boxes) else []
+                if faces:
+                    last = faces[0].box
+                    if self.smoothing is not None:
+                        faces[0].points = np.asarray(self.smoothing(faces[0].points, n / fps), dtype=np.float32)
+                elif self.smoothing is not None:
+                    self.smoothing.reset()
+                yield n, frame, faces
+                n += 1
+        finally:
+            cap.release()
+        if n == 0:
+            raise DataError(f"{path}: no frames could be read")
+
+
+# ----------------------------------------------------------------------------- drawing
+def draw_faces(image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """A copy of the image with each face's box (blue) and points (green, red where confidence is low)."""
+    out = image_bgr.copy()
+    radius = max(1, round(max(out.shape[:2]) / 300))
+    for face in faces:
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), (255, 128, 0), radius)
+        for (x, y), c in zip(face.points, face.confidence):
+            color = (0, 255, 0) if c >= 0.3 else (0, 0, 255)
+            # sub-pixel drawing (shift=4) so a point is not shown rounded to the pixel grid
+            cv2.circle(out, (int(round(x * 16)), int(round(y * 16))), radius * 16, color, -1, cv2.LINE_AA, shift=4)
+    return out
+
+
+# ----------------------------------------------------------------------------- files in, files out
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+def _tmp(path: Path) -> Path:
+    # keep the suffix last: OpenCV picks the encoder (and the container) from it
+    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """cv2.imwrite, atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp(path)
+    try:
+        ok = cv2.imwrite(str(tmp), image)
+    except cv2.error:
+        ok = False
+    if not ok:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{path}: OpenCV cannot write an image with suffix {path.suffix!r} (use .png or .jpg)")
+    tmp.replace(path)
+
+
+def write_json(path: str | Path, value) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    tmp.replace(path)
+
+
+def read_image(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"{path}: image not found")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"{path}: not an image OpenCV can read")
+    return image
+
+
+def _boxes_for(image_path: Path, box, pts) -> list | None:
+    """The explicit box, else the extent of the .pts (a file, or a folder holding <stem>.pts), else None."""
+    if box is not None:
+        return [box]
+    if pts is not None:
+        pts = Path(pts)
+        return [box_from_pts(pts / f"{image_path.stem}.pts" if pts.is_dir() else pts)]
+    return None
+
+
+def predict_path(model: str | Path, source: str | Path, box: np.ndarray | None = None, pts=None,
+                 out: str | Path | None = None, json_out: str | Path | None = None, threads: int | None = None,
+                 smoothing=None, log=print):
+    """Run ``distill predict``: an image, a folder of images or a video -> overlay(s) and JSON.
+
+    JSON (0-based image px): {"image", "model", "faces": [{"box", "points", "confidence"}]} for an
+    image; a list of those for a folder; for a video, a list with "frame": n in each entry. Returns it.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise DataError(f"{source}: not found")
+    predictor = LandmarkPredictor(model, threads=threads, smoothing=smoothing)
+    if box is None and pts is None:
+        name = face_detector()[0]
+        log(f"face boxes: {name} detector" if name != "none" else
+            "face boxes: no face detector in this install (OpenCV 5 has no Haar cascade; the `dlib` extra adds "
+            "one): the whole image is taken as one face; pass --box or --pts for other images")
+
+    def entry(image, faces, **extra) -> dict:
+        return {"image": str(image), "model": str(model), **extra, "faces": [f.to_json() for f in faces]}
+
+    if source.is_dir():
+        images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise DataError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+        result = []
+        for path in images:
+            image = read_image(path)
+            faces = predictor.predict(image, _boxes_for(path, box, pts))
+            result.append(entry(path, faces))
+            if out is not None:
+                write_image(Path(out) / f"{path.stem}.png", draw_faces(image, faces))
+        log(f"{len(images)} images, {sum(len(r['faces']) for r in result)} faces")
+    elif source.suffix.lower() in VIDEO_SUFFIXES:
+        result = _predict_video(predictor, source, box, out, entry, log)
+    else:
+        image = read_image(source)
+        faces = predictor.predict(image, _boxes_for(source, box, pts))
+        result = entry(source, faces)
+        if out is not None:
+            write_image(out, draw_faces(image, faces))
+        log(f"{source}: {len(faces)} face(s)")
+    if json_out is not None:
+        write_json(json_out, result)
+    return result
+
+
+def _predict_video(predictor: LandmarkPredictor, source: Path, box, out, entry, log) -> list[dict]:
+    """Frames through the predictor; the overlay video goes to a temp file renamed when complete."""
+    result, writer, tmp, done = [], None, None, False
+    try:
+        for n, frame, faces in predictor.predict_video(source, None if box is None else [box]):
+            result.append(entry(source, faces, frame=n))
+            if out is not None:
+                if writer is None:
+                    tmp = _tmp(Path(out))
+                    fps = cv2.VideoCapture(str(source)).get(cv2.CAP_PROP_FPS) or 30.0
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                             (frame.shape[1], frame.shape[0]))
+                    if not writer.isOpened():
+                        raise DataError(f"{out}: OpenCV cannot write this video (use .mp4)")
+                writer.write(draw_faces(frame, faces))
+        done = True
+    finally:
+        if writer is not None:
+            writer.release()
+        if tmp is not None:
+            if done:
+                tmp.replace(out)
+            else:
+                tmp.unlink(missing_ok=True)
+    log(f"{source}: {len(result)} frames, {sum(bool(r['faces']) for r in result)} with a face")
+    return result

@@ -1,0 +1,127 @@
+"""Static int8 quantisation of an exported ONNX graph, and the real crops it is calibrated on.
+
+``onnxruntime.quantization.quantize_static`` in QDQ format with per-channel int8 weights and uint8
+activations (MinMax ranges over calibration crops). Only Conv / Gemm / MatMul are quantised: they hold
+nearly all weights and time, while the decoding tail (argmax, gather, log, the Newton step) must stay
+float, since a quantised log or offset would cost more accuracy than it saves time. Calibration crops
+are cut from the training split of a data folder exactly like evaluation crops (same box, same
+``crop_matrix`` and ``warp``), so the activation ranges are those the model sees when deployed; the
+NME change is measured on the test split with ONNX Runtime, float graph vs int8 graph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from distill.data.schema import LandmarkSchema
+from distill.errors import DataError
+
+QUANTISED_OPS = ["Conv", "Gemm", "MatMul"]
+
+
+# ----------------------------------------------------------------------------- crops from a data folder
+def load_crops(data: str | Path, size: int, margin: float, schema: LandmarkSchema, num: int = 64,
+               split: str | None = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluation crops of a data folder -> (crops (N, 3, S, S) uint8, points (N, K, 2) crop px, norm (N,)).
+
+    Cut by training's own LandmarkDataset without augmentation (same box rule, margin, normaliser).
+    ``num`` samples are drawn evenly from ``split``; a folder without that split gives all its samples.
+    """
+    from distill.data.dataset import LandmarkDataset
+    from distill.data.formats import load_samples
+
+    data = Path(data)
+    if not data.exists():
+        raise DataError(f"{data}: data folder not found")
+    try:
+        samples, _ = load_samples("auto", data, schema=schema, split=split)
+    except DataError:
+        samples = []
+    if not samples:
+        samples, _ = load_samples("auto", data, schema=schema, split=None)
+    if not samples:
+        raise DataError(f"{data}: no annotated images found")
+    pick = np.linspace(0, len(samples) - 1, num=min(num, len(samples))).round().astype(int)
+    dataset = LandmarkDataset([samples[i] for i in pick], schema, size, margin=margin)
+    items = [dataset.crop(i) for i in range(len(dataset))]
+    crops = np.stack([it["image"].transpose(2, 0, 1) for it in items])  # (N, 3, S, S)
+    points = np.stack([it["points"] for it in items]).astype(np.float32)  # (N, K, 2)
+    return crops, points, np.asarray([it["norm"] for it in items], dtype=np.float32)
+
+
+def nme(pred: np.ndarray, target: np.ndarray, norm: np.ndarray) -> float:
+    """Mean over images of (mean point error / normaliser): (N, K, 2), (N, K, 2), (N,) -> float.
+    Points without a label (NaN) are left out of their image's mean."""
+    err = np.nanmean(np.linalg.norm(pred - target, axis=-1), axis=-1)  # (N,)
+    return float((err / np.maximum(norm, 1e-6)).mean())
+
+
+# ----------------------------------------------------------------------------- quantisation
+def _reader(crops: np.ndarray, input_name: str):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class CropReader(CalibrationDataReader):
+        """One crop per call, as quantize_static's calibrator asks for them."""
+
+        def __init__(self):
+            self.items = iter(range(len(crops)))
+
+        def get_next(self):
+            i = next(self.items, None)
+            return None if i is None else {input_name: crops[i:i + 1]}
+
+        def rewind(self):
+            self.items = iter(range(len(crops)))
+
+    return CropReader()
+
+
+def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: LandmarkSchema, margin: float,
+                  num_calib: int = 64, num_val: int = 200, log=print) -> dict:
+    """Quantise ``float_path`` into ``out_path`` -> {"path", "bytes_float", "bytes_int8", "nme_float",
+    "nme_int8"}; NMEs are None unless ``calib_data`` is a data folder."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from distill.export import INPUT_NAME, ort_session, random_crops, raw_metadata, run_ort, set_onnx_metadata
+
+    raw = raw_metadata(float_path)
+    size = int(raw["input_size"])
+    if isinstance(calib_data, np.ndarray):
+        calib, source = calib_data[:num_calib], f"{min(num_calib, len(calib_data))} given crops"
+    elif calib_data is not None:
+        calib = load_crops(calib_data, size, margin, schema, num=num_calib, split="train")[0]
+        source = f"{len(calib)} training crops of {calib_data}"
+    else:
+        calib, source = random_crops(num_calib, size, seed=1), f"{num_calib} random crops (no --data: ranges are rough)"
+    # ORT's recommended pre-pass (graph optimisation + ONNX shape inference) so Conv/BN/ReLU patterns are
+    # fused before ranges are taken; its symbolic shape inference cannot follow the decoder's reshapes,
+    # and the ONNX shape inference it falls back to is enough here.
+    pre = out_path.with_name(f".{out_path.stem}.pre.onnx")
+    try:
+        quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out_path), _reader(calib, INPUT_NAME), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=QUANTISED_OPS, calibrate_method=CalibrationMethod.MinMax)
+    finally:
+        pre.unlink(missing_ok=True)
+    raw["quantization"] = f"int8 static, QDQ, per-channel weights, uint8 activations, MinMax on {source}"
+    set_onnx_metadata(out_path, raw)
+
+    session_q = ort_session(out_path)
+    run_ort(session_q, calib[:2])  # it must run, whatever the data
+    result = {"path": out_path, "bytes_float": float_path.stat().st_size, "bytes_int8": out_path.stat().st_size,
+              "nme_float": None, "nme_int8": None}
+    log(f"int8: {result['bytes_float'] / 1024:.1f} KiB -> {result['bytes_int8'] / 1024:.1f} KiB "
+        f"({result['bytes_int8'] / result['bytes_float']:.2f}x), calibrated on {source}")
+    if isinstance(calib_data, (str, Path)):
+        crops, target, norm = load_crops(calib_data, size, margin, schema, num=num_val, split="test")
+        result["nme_float"] = nme(run_ort(ort_session(float_path), crops)[0], target, norm)
+        result["nme_int8"] = nme(run_ort(session_q, crops)[0], target, norm)
+        log(f"int8: NME {100 * result['nme_float']:.3f}% (fp32) -> {100 * result['nme_int8']:.3f}% (int8), "
+            f"change {100 * (result['nme_int8'] - result['nme_float']):+.3f} points on {len(crops)} test crops")
+    else:
+        log("int8: NME change not measured (give --data DIR with a test split to measure it)")
+    return result

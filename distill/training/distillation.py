@@ -1,0 +1,219 @@
+"""Knowledge distillation of a heatmap student from a frozen heatmap teacher.
+
+    loss = w_gt   * f_gt   * s_gt   * sum_stacks GT heatmap loss               (labelled samples only)
+         + w_out  * f_out  * s_out  * sum_stacks MSE(student stack, teacher's last stack)   (FPD)
+         + w_feat * f_feat * sum_pairs s_i * feature_mse(adapter_i(student tap), teacher tap)  (FitNets)
+
+f_* come from the KD schedule (:func:`kd_factors`), s_* from term balancing (:class:`TermBalancer`,
+1 when ``distill.balance`` is off). Fast Pose Distillation: Zhang, Zhu, Ye, CVPR 2019. FitNets
+hints: Romero et al., ICLR 2015. Why the knobs exist: ../shared/reference/landmarks.md ("Distillation
+facts") -- a naive feature MSE swamped the ground truth and made a small student worse than scratch.
+
+The teacher is a :class:`FrozenTeacher`, a plain object rather than a submodule, so it is never in
+``state_dict`` (the student's checkpoint), never in ``parameters()`` (the optimiser, DDP), and
+Lightning's ``.train()`` cannot reach it; ``train()`` below re-asserts eval mode anyway.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distill.errors import ConfigError
+from distill.losses import feature_mse, heatmap_mse
+from distill.training.heatmap import HeatmapModule
+
+
+# ----------------------------------------------------------------------------- the frozen teacher
+class FrozenTeacher:
+    """A teacher model in eval mode with no gradients, run under no_grad; records where it came from."""
+
+    def __init__(self, model: nn.Module, path: str | Path = "", sha256: str = ""):
+        self.model = model.eval().requires_grad_(False)
+        self.path, self.sha256 = str(path), sha256
+
+    def info(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256}
+
+    def to(self, device) -> FrozenTeacher:
+        self.model.to(device)
+        return self
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> tuple[list[torch.Tensor], OrderedDict]:
+        if next(self.model.parameters()).device != images.device:
+            self.model.to(images.device)
+        return self.model.forward_intermediates(images)
+
+
+def load_teacher(path: Path) -> FrozenTeacher:
+    """Rebuild a teacher from a checkpoint (weights_only=True inside load_model)."""
+    from distill.checkpoint import file_sha256, load_model
+
+    model, _ = load_model(path)
+    return FrozenTeacher(model, path.resolve(), file_sha256(path))
+
+
+# ----------------------------------------------------------------------------- adapters
+def adapter_key(student_tap: str) -> str:
+    return student_tap.replace(".", "_")  # ModuleDict keys cannot contain dots
+
+
+def build_adapters(pairs: list[list[str]], student_channels: dict[str, int], teacher_channels: dict[str, int],
+                   bn: bool = False) -> nn.ModuleDict:
+    """A 1x1 conv (+BN) per pair whose widths differ (FitNets' regressor); identity where they match."""
+    for i, (s, t) in enumerate(pairs):
+        if s not in student_channels:
+            raise ConfigError(f"key 'distill.pairs[{i}]': student has no tap {s!r} (taps: {', '.join(student_channels)})")
+        if t not in teacher_channels:
+            raise ConfigError(f"key 'distill.pairs[{i}]': teacher has no tap {t!r} (taps: {', '.join(teacher_channels)})")
+    adapters = nn.ModuleDict()
+    for s, t in pairs:
+        cs, ct = student_channels[s], teacher_channels[t]
+        if cs == ct:
+            adapters[adapter_key(s)] = nn.Identity()
+        else:
+            layers = [nn.Conv2d(cs, ct, 1, bias=not bn)] + ([nn.BatchNorm2d(ct)] if bn else [])
+            adapters[adapter_key(s)] = nn.Sequential(*layers)
+    return adapters
+
+
+# ----------------------------------------------------------------------------- KD losses
+def feature_kd_loss(student: torch.Tensor, teacher: torch.Tensor, normalize: str) -> torch.Tensor:
+    """Adapted student (B, C, h, w) vs teacher (B, C, H, W): bilinear resize to the teacher's grid, then
+    feature_mse (mean squared error after the chosen normalisation)."""
+    if student.shape[-2:] != teacher.shape[-2:]:
+        student = F.interpolate(student, size=teacher.shape[-2:], mode="bilinear", align_corners=False)
+    return feature_mse(student, teacher, normalize)
+
+
+def output_kd_loss(student_outputs: list[torch.Tensor], teacher_last: torch.Tensor) -> torch.Tensor:
+    """Fast Pose Distillation's output term: sum over student stacks of MSE(stack, teacher's last stack)
+    (B, K, h, w); the teacher is resized to the student's heatmap size when they differ."""
+    total = teacher_last.new_zeros(())
+    for out in student_outputs:
+        target = teacher_last
+        if target.shape[-2:] != out.shape[-2:]:
+            target = F.interpolate(target, size=out.shape[-2:], mode="bilinear", align_corners=False)
+        total = total + heatmap_mse(out, target)
+    return total
+
+
+# ----------------------------------------------------------------------------- schedules, balance
+def kd_factors(schedule: str, step: int, max_steps: int, warmup_steps: int = 0, after_warmup: float = 0.0,
+               decay_shape: str = "linear") -> dict[str, float]:
+    """Multipliers of the gt / out / feat weights at ``step``.
+
+    constant     1, 1, 1.
+    hint_warmup  FitNets' two stages: feature hints only for warmup_steps, then ground truth and output
+                 KD with the feature weight times ``after_warmup`` (0: off).
+    decay        KD terms fade from 1 to 0 over max_steps (linear, or cosine 0.5 * (1 + cos(pi t))); the
+                 student ends on the ground truth alone.
+    """
+    if schedule == "hint_warmup":
+        if step < warmup_steps:
+            return {"gt": 0.0, "out": 0.0, "feat": 1.0}
+        return {"gt": 1.0, "out": 1.0, "feat": after_warmup}
+    if schedule == "decay":
+        t = min(step / max(max_steps, 1), 1.0)
+        d = 1.0 - t if decay_shape == "linear" else 0.5 * (1.0 + math.cos(math.pi * t))
+        return {"gt": 1.0, "out": d, "feat": d}
+    return {"gt": 1.0, "out": 1.0, "feat": 1.0}
+
+
+class TermBalancer(nn.Module):
+    """Scale s_i = 1 / mean |term_i| over the first ``steps`` training steps, then frozen, so every
+    term starts near 1 x its weight whatever its natural scale (feature MSE ~1 vs heatmap MSE ~1e-3).
+    The running means are buffers: they are checkpointed and a resumed run keeps its scales."""
+
+    def __init__(self, num_terms: int, steps: int):
+        super().__init__()
+        self.steps = steps
+        self.register_buffer("mean", torch.zeros(num_terms))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    def forward(self, raw: torch.Tensor, reduce=None) -> torch.Tensor:
+        """raw (T,) detached term values of this step -> scales (T,)."""
+        if self.training and int(self.count) < self.steps:
+            value = raw.detach().abs()
+            if reduce is not None:  # DDP: every rank measures the same mean
+                value = reduce(value)
+            self.count += 1
+            self.mean += (value - self.mean) / self.count.float()
+        return 1.0 / self.mean.clamp_min(1e-12)
+
+
+# ----------------------------------------------------------------------------- the module
+class DistillationModule(HeatmapModule):
+    def __init__(self, model: nn.Module, schema, recipe: dict, teacher: FrozenTeacher):
+        super().__init__(model, schema, recipe)
+        d = recipe["distill"]
+        self.pairs = [list(p) for p in d["pairs"]]
+        self.teacher = teacher  # a plain object: not registered as a submodule (see module docstring)
+        self.adapters = build_adapters(self.pairs, model.feature_channels(), teacher.model.feature_channels(),
+                                       bn=d["adapter_bn"])
+        self.term_names = ["gt", "out"] + [f"feat/{s}" for s, _ in self.pairs]
+        self.balancer = TermBalancer(len(self.term_names), d["balance_steps"]) if d["balance"] else None
+        # sample index -> teacher targets on the CPU; only valid when every epoch sees the same pixels
+        self._cache: dict[int, tuple] | None = {} if d["cache_teacher"] else None
+
+    def teacher_info(self) -> dict:
+        return self.teacher.info()
+
+    def train(self, mode: bool = True):
+        """Lightning calls .train() on the module every epoch; the teacher's BatchNorm must stay frozen."""
+        super().train(mode)
+        self.teacher.model.eval()
+        return self
+
+    def on_fit_start(self) -> None:
+        self.teacher.to(self.device)
+
+    def teacher_targets(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """-> (teacher's last-stack heatmaps (B, K, h, w), {teacher tap: (B, C, H, W)}), from the cache
+        when enabled (keyed by the sample index) or by running the teacher on this exact batch."""
+        taps = [t for _, t in self.pairs]
+        if self._cache is None:
+            outs, feats = self.teacher(batch["image"])
+            return outs[-1], {t: feats[t] for t in taps}
+        keys = [int(i) for i in batch["index"]]
+        missing = [j for j, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            outs, feats = self.teacher(batch["image"][missing])
+            for row, j in enumerate(missing):
+                self._cache[keys[j]] = (outs[-1][row].cpu(), {t: feats[t][row].cpu() for t in taps})
+        dev = batch["image"].device
+        last = torch.stack([self._cache[k][0] for k in keys]).to(dev)
+        return last, {t: torch.stack([self._cache[k][1][t] for k in keys]).to(dev) for t in taps}
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        d, w = self.recipe["distill"], self.recipe["loss"]
+        outputs, feats = self.model.forward_intermediates(batch["image"])  # list of (B,K,h,w); taps
+        t_last, t_feats = self.teacher_targets(batch)
+        raw = {"gt": self.gt_loss(outputs, batch), "out": output_kd_loss(outputs, t_last)}
+        for s, t in self.pairs:
+            raw[f"feat/{s}"] = feature_kd_loss(self.adapters[adapter_key(s)](feats[s]), t_feats[t], d["normalize"])
+
+        max_steps = self.trainer.max_steps if self._trainer is not None else 1
+        f = kd_factors(d["schedule"], self.global_step, max_steps, d["warmup_steps"], d["after_warmup"],
+                       d["decay_shape"])
+        values = torch.stack([raw[n] for n in self.term_names])  # (T,)
+        if self.balancer is not None:
+            reduce = (lambda v: self.trainer.strategy.reduce(v, reduce_op="mean")) if self._trainer is not None else None
+            scales = self.balancer(values, reduce)
+        else:
+            scales = torch.ones_like(values)
+        # every term stays in the graph (times 0 when switched off) so DDP never sees unused parameters
+        weights = [w["w_gt"] * f["gt"], w["w_out"] * f["out"]] + [w["w_feat"] * f["feat"]] * len(self.pairs)
+        total = (values * scales * values.new_tensor(weights)).sum()
+
+        terms = {"loss": total, "loss_gt": raw["gt"], "loss_out": raw["out"]}
+        if self.pairs:
+            terms["loss_feat"] = sum(raw[f"feat/{s}"] for s, _ in self.pairs)
+            terms.update({f"loss_feat/{s}": raw[f"feat/{s}"] for s, _ in self.pairs})
+        return terms

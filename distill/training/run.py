@@ -1,0 +1,239 @@
+"""`distill train`: a recipe in, a run folder with checkpoints out.
+
+    train("synthface/student", ["trainer.max_steps=500"])  ->  checkpoints/synthface/student/<run>/
+
+Order of work: resolve the recipe (+ overrides) -> make the data (SynthFace is generated when its
+root is missing) -> build the model (and, for distillation, load the frozen teacher) -> write
+recipe.yaml and run.json, point ``latest`` at the run -> fit with Lightning -> write metrics.json.
+``resume=true`` reopens the run (``output.run_name`` or ``latest``) and continues from its last.ckpt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
+
+from distill.config import (RecipeConfig, checkpoints_root, load_recipe, recipe_to_dict, recipe_to_yaml)
+from distill.data.datamodule import LandmarkDataModule
+from distill.errors import ConfigError
+from distill.training import runs
+from distill.training.common import LandmarkModule
+from distill.training.distillation import DistillationModule, load_teacher
+from distill.training.heatmap import HeatmapModule
+from distill.training.regression import RegressionModule
+
+MODULES = {"heatmap": HeatmapModule, "regression": RegressionModule, "distillation": DistillationModule}
+
+
+# ----------------------------------------------------------------------------- building blocks
+def prepare_data(cfg: RecipeConfig) -> None:
+    """Generate the SynthFace set into data.root when it is missing, so recipes run on a fresh machine."""
+    d = cfg.data
+    if d.format != "synthface" or not d.root or Path(d.root).exists():
+        return
+    from distill.data.synthface import generate
+
+    print(f"distill: data.root {d.root} does not exist; generating {d.synth_num} SynthFace faces there")
+    generate(d.root, num=d.synth_num, seed=d.synth_seed, size=d.synth_size, workers=max(1, min(2, os.cpu_count() or 1)),
+             num_test=d.synth_num_test or None)
+
+
+def build_datamodule(cfg: RecipeConfig) -> LandmarkDataModule:
+    """The DataModule, set up for fitting (so its schema is known). Heatmap targets only for heatmap tasks."""
+    d = cfg.data
+    d.seed = cfg.seed
+    if cfg.task == "regression":
+        d.heatmap_size = None
+    elif d.heatmap_size is None:
+        d.heatmap_size = d.crop_size // 4  # the Hourglass stem's stride
+    if cfg.distill.cache_teacher and cfg.task == "distillation" and not augmentation_off(d.augment):
+        raise ConfigError("key 'distill.cache_teacher': the teacher's outputs can only be cached for a fixed "
+                          "data set; turn augmentation off (data.augment.*) or set cache_teacher=false")
+    dm = LandmarkDataModule(d)
+    dm.setup("fit")
+    return dm
+
+
+def augmentation_off(a) -> bool:
+    """True when every crop is the same on every epoch (what caching teacher outputs needs)."""
+    probs = (a.flip_prob, a.grayscale_prob, a.blur_prob, a.jpeg_prob, a.occlusion_prob)
+    amps = (a.rotation_deg, a.shift, a.color_jitter, a.contrast, a.brightness, a.noise_std)
+    return (all(p == 0 for p in probs) and all(x == 0 for x in amps) and tuple(a.scale) == (1.0, 1.0)
+            and tuple(a.gamma) == (1.0, 1.0))
+
+
+def build_model(cfg: RecipeConfig, schema) -> torch.nn.Module:
+    """The trained model: model.name + model.args, sized to the data; optionally initialised from a checkpoint."""
+    from distill.models import build_model as build
+
+    args = dict(cfg.model.args)
+    args.setdefault("num_points", schema.num_points)
+    args.setdefault("input_size", cfg.data.crop_size)
+    model = build(cfg.model.name, **args)
+    if model.num_points != schema.num_points or model.input_size != cfg.data.crop_size:
+        raise ConfigError(f"key 'model.args': the model has {model.num_points} points at {model.input_size} px but the "
+                          f"data has {schema.num_points} points ({schema.name}) at data.crop_size {cfg.data.crop_size}")
+    if cfg.distill.student_init:
+        from distill.checkpoint import load_model
+
+        path = runs.resolve_checkpoint(cfg.distill.student_init, checkpoints_root(cfg), "distill.student_init")
+        init, _ = load_model(path)
+        try:
+            model.load_state_dict(init.state_dict())
+        except RuntimeError as e:
+            raise ConfigError(f"key 'distill.student_init': {path} does not fit model {cfg.model.name} "
+                              f"{cfg.model.args} ({str(e).splitlines()[0]})") from None
+    return model
+
+
+def build_module(cfg: RecipeConfig, schema) -> LandmarkModule:
+    model = build_model(cfg, schema)
+    recipe = recipe_to_dict(cfg)
+    kind = "regression" if model.output_kind == "coords" else "heatmap"
+    if cfg.task != "distillation" and cfg.task != kind:
+        raise ConfigError(f"key 'task': {cfg.task} does not fit model {cfg.model.name} (outputs {model.output_kind})")
+    if cfg.task == "distillation":
+        if kind != "heatmap":
+            raise ConfigError("key 'task': distillation needs a heatmap student (the KD losses compare heatmaps)")
+        path = runs.resolve_checkpoint(cfg.teacher.ckpt, checkpoints_root(cfg), "teacher.ckpt")
+        teacher = load_teacher(path)
+        if teacher.model.num_points != model.num_points:
+            raise ConfigError(f"key 'teacher.ckpt': teacher {path} has {teacher.model.num_points} points, "
+                              f"the student {model.num_points}")
+        return DistillationModule(model, schema, recipe, teacher)
+    return MODULES[cfg.task](model, schema, recipe)
+
+
+def data_hash(dm: LandmarkDataModule) -> str:
+    """sha256 (16 hex) over the training and validation samples' file names and points."""
+    h = hashlib.sha256()
+    for ds in (dm.train_dataset, dm.val_dataset):
+        for s in ds.samples:
+            h.update(Path(s.image_path).name.encode())
+            if s.points is not None:
+                h.update(torch.as_tensor(s.points).float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class SaveLast(Checkpoint):
+    """last.ckpt after every validation, every ``every_n_steps`` steps (0: never) and at the end
+    (with metrics.json).
+
+    A ``Checkpoint`` subclass so Lightning runs it after ModelCheckpoint: the saved callback state
+    then already knows this validation's best score."""
+
+    def __init__(self, path: Path, every_n_steps: int = 0):
+        self.path, self.every = Path(path), int(every_n_steps)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every and trainer.global_step % self.every == 0:
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            trainer.save_checkpoint(self.path, weights_only=False)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        trainer.save_checkpoint(self.path, weights_only=False)
+        if trainer.global_rank == 0:  # inside the training process, so also right under ddp_spawn
+            write_metrics(trainer, self.path.parent)
+
+
+def make_loggers(cfg: RecipeConfig, run_dir: Path) -> list:
+    from lightning.pytorch.loggers import CSVLogger
+
+    kind = cfg.logging.logger
+    if kind == "none":
+        return []
+    loggers = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
+    if kind in ("wandb", "wandb_online"):
+        from lightning.pytorch.loggers import WandbLogger
+
+        if kind == "wandb":
+            os.environ["WANDB_MODE"] = "offline"  # never ask for a login; `wandb sync` uploads later
+        os.environ.setdefault("WANDB_SILENT", "true")
+        loggers.append(WandbLogger(save_dir=str(run_dir), project=cfg.logging.project, name=f"{cfg.name}/{run_dir.name}",
+                                   id=hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12],
+                                   offline=kind == "wandb", resume="allow"))
+    return loggers
+
+
+def make_trainer(cfg: RecipeConfig, run_dir: Path, callbacks=()) -> L.Trainer:
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    t = cfg.trainer
+    cbs = [ModelCheckpoint(dirpath=str(run_dir), filename="best", monitor="val/nme", mode="min", save_top_k=1,
+                           auto_insert_metric_name=False, enable_version_counter=False),
+           SaveLast(run_dir / "last.ckpt", t.checkpoint_every_n_steps)]
+    if cfg.logging.progress:
+        cbs.append(RichProgressBar())
+    from distill.training.runs import AtomicCheckpointIO
+
+    return L.Trainer(
+        default_root_dir=str(run_dir), max_steps=t.max_steps, max_epochs=t.max_epochs,
+        val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
+        limit_val_batches=t.val_batches or None, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+        num_nodes=t.num_nodes, precision=t.precision, gradient_clip_val=t.gradient_clip_val or None,
+        accumulate_grad_batches=t.accumulate_grad_batches, logger=make_loggers(cfg, run_dir) or False,
+        log_every_n_steps=cfg.logging.log_every_n_steps, callbacks=cbs + list(callbacks),
+        enable_progress_bar=cfg.logging.progress, enable_model_summary=cfg.logging.progress,
+        num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
+    )
+
+
+# ----------------------------------------------------------------------------- the entry points
+def resolve(recipe: str | Path | RecipeConfig, overrides=()) -> tuple[RecipeConfig, Path | None]:
+    """The recipe to run and, with resume=true, the run folder to continue (its recipe.yaml + overrides)."""
+    cfg = load_recipe(recipe, overrides)
+    if not cfg.resume:
+        return cfg, None
+    root = checkpoints_root(cfg)
+    run_dir = (runs.recipe_dir(root, cfg.name) / cfg.output.run_name) if cfg.output.run_name else runs.latest_run(root, cfg.name)
+    if run_dir is None or not (run_dir / "last.ckpt").is_file():
+        raise ConfigError(f"key 'resume': no run of {cfg.name} with a last.ckpt under {runs.recipe_dir(root, cfg.name)}")
+    stored = load_recipe(run_dir / "recipe.yaml", list(overrides))
+    return stored, run_dir
+
+
+def train(recipe: str | Path | RecipeConfig, overrides=(), *, dry_run: bool = False, callbacks=()) -> Path:
+    """Train a recipe -> the run folder. ``dry_run`` builds data, model and teacher, runs one batch
+    through the losses and returns the (empty) run folder path it would have used, without training."""
+    cfg, run_dir = resolve(recipe, overrides)
+    # recipe.yaml and run.json are written into the run folder before Lightning's checkpoint callback sees it
+    warnings.filterwarnings("ignore", message=r".*exists and is not empty")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    prepare_data(cfg)
+    dm = build_datamodule(cfg)
+    module = build_module(cfg, dm.schema)
+    root = checkpoints_root(cfg)
+    if dry_run:
+        batch = next(iter(dm.train_dataloader()))
+        terms = module.losses(batch)
+        print("dry run: " + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items()))
+        return runs.recipe_dir(root, cfg.name)
+
+    resuming = run_dir is not None
+    if not resuming:
+        run_dir = runs.new_run_dir(root, cfg.name, cfg.output.run_name)
+        runs.atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(cfg))
+        runs.atomic_write_json(run_dir / "run.json", runs.run_record(recipe_to_dict(cfg), cfg.seed, data_hash(dm)))
+    runs.set_latest(run_dir)
+    trainer = make_trainer(cfg, run_dir, callbacks)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(run_dir / "last.ckpt") if resuming else None,
+                weights_only=True if resuming else None)
+    return run_dir
+
+
+def write_metrics(trainer: L.Trainer, run_dir: Path) -> None:
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
+    ckpt = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    if ckpt is not None and ckpt.best_model_score is not None:
+        metrics["best/val_nme"] = float(ckpt.best_model_score)
+    metrics["global_step"] = int(trainer.global_step)
+    runs.atomic_write_json(run_dir / "metrics.json", metrics)

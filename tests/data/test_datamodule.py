@@ -1,0 +1,146 @@
+"""LandmarkDataModule: determinism across worker counts, epochs, splits, hooks, unlabelled extras."""
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from lightning.fabric.utilities.data import _set_sampler_epoch
+from torch.utils.data import Sampler
+
+from distill.data.augment import AugmentConfig
+from distill.data.datamodule import DataConfig, LandmarkDataModule, hold_out, infer_schema
+from distill.data.formats import Sample
+from distill.errors import ConfigError, DataError
+
+
+def make_samples(folder, n, size=48):
+    """n tiny images with 5 random points each (the 'five' schema)."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(n):
+        img = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), img)
+        pts = rng.uniform(10, size - 10, size=(5, 2)).astype(np.float32)
+        samples.append(Sample(folder / f"{i:03d}.png", pts, None, None, {"group": i // 2}))
+    return samples
+
+
+@pytest.fixture
+def samples(tmp_path):
+    return make_samples(tmp_path, 20)
+
+
+def config(**kw):
+    base = DataConfig(schema="five", crop_size=32, heatmap_size=8, batch_size=4, seed=3, augment=AugmentConfig())
+    return replace(base, **kw)
+
+
+def first_batch(dm):
+    return next(iter(dm.train_dataloader()))
+
+
+def test_same_seed_same_first_batch_with_0_and_2_workers(samples):
+    given = {"train": samples, "test": samples[:4]}
+    dm0 = LandmarkDataModule(config(num_workers=0), samples=given)
+    dm2 = LandmarkDataModule(config(num_workers=2), samples=given)
+    dm0.setup("fit")
+    dm2.setup("fit")
+    a, b = first_batch(dm0), first_batch(dm2)
+    assert set(a) == set(b) and a["image"].shape == (4, 3, 32, 32) and a["heatmaps"].shape == (4, 5, 8, 8)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    other = LandmarkDataModule(config(seed=4), samples=given)
+    other.setup("fit")
+    assert not torch.equal(first_batch(other)["image"], a["image"])
+
+
+def test_epochs_change_order_and_augmentation_reproducibly(samples):
+    dm = LandmarkDataModule(config(), samples={"train": samples})
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    e0 = next(iter(loader))  # each pass counts as the next epoch when nobody calls set_epoch
+    e1 = next(iter(loader))
+    assert not torch.equal(e0["index"], e1["index"]) or not torch.equal(e0["image"], e1["image"])
+    _set_sampler_epoch(loader, 0)  # what Lightning's fit loop calls at an epoch start
+    assert all(torch.equal(e0[k], v) for k, v in next(iter(loader)).items())
+    dm.set_epoch(1)
+    assert all(torch.equal(e1[k], v) for k, v in next(iter(loader)).items())
+
+
+def test_val_held_out_by_group_and_val_test_not_augmented(samples):
+    dm = LandmarkDataModule(config(val_fraction=0.2), samples={"train": samples, "test": samples[:3]})
+    dm.setup()
+    train, val = dm.train_dataset.samples, dm.val_dataset.samples
+    assert len(train) + len(val) == 20 and len(val) == 4
+    assert not {s.attributes["group"] for s in train} & {s.attributes["group"] for s in val}
+    assert dm.val_dataset.augment == AugmentConfig.none() and dm.test_dataset.augment == AugmentConfig.none()
+    assert len(dm.test_dataloader().dataset) == 3
+    # the held-out split does not move with the training seed
+    dm2 = LandmarkDataModule(config(val_fraction=0.2, seed=99), samples={"train": samples})
+    dm2.setup("fit")
+    assert [s.image_path for s in dm2.val_dataset.samples] == [s.image_path for s in val]
+    assert hold_out(samples, 0.0) == (samples, [])
+
+
+def test_train_sampler_factory_and_max_samples(samples):
+    class FirstThree(Sampler):
+        def __init__(self, n):
+            self.epochs = []
+
+        def set_epoch(self, epoch):
+            self.epochs.append(epoch)
+
+        def __len__(self):
+            return 3
+
+        def __iter__(self):
+            return iter([2, 0, 1])
+
+    made = []
+    dm = LandmarkDataModule(config(batch_size=3, max_samples=10, val_fraction=0.0), samples={"train": samples},
+                            train_sampler_factory=lambda s: made.append(FirstThree(len(s))) or made[-1])
+    dm.setup("fit")
+    assert len(dm.train_dataset) == 10
+    batch = first_batch(dm)
+    assert batch["index"].tolist() == [2, 0, 1] and made[0].epochs == [0]
+
+
+def test_loads_through_formats_load_samples(monkeypatch, samples):
+    calls = []
+
+    def fake_load_samples(fmt, path, schema=None, split=None, strict=False, images_root=None):
+        calls.append((fmt, path, schema, split))
+        return (samples[:8] if split == "train" else samples[8:11]), None
+
+    monkeypatch.setattr("distill.data.formats.load_samples", fake_load_samples, raising=False)
+    dm = LandmarkDataModule(config(format="300w", root="/data/300w", schema=None, val_fraction=0.25))
+    dm.setup()
+    assert calls == [("300w", "/data/300w", None, "train"), ("300w", "/data/300w", None, "test")]
+    assert dm.schema.name == "five"  # inferred from the point count
+    assert len(dm.train_dataset) == 6 and len(dm.val_dataset) == 2 and len(dm.test_dataset) == 3
+
+
+def test_unlabelled_root_adds_images_without_labels(tmp_path, samples):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    for i in range(30):
+        cv2.imwrite(str(extra / f"u{i}.jpg"), np.full((40, 50, 3), i, np.uint8))
+    dm = LandmarkDataModule(config(val_fraction=0.0, unlabelled_root=str(extra), unlabelled_fraction=0.5),
+                            samples={"train": samples})
+    dm.setup("fit")
+    ds = dm.train_dataset
+    assert len(ds) == 40  # 20 labelled + as many unlabelled
+    labelled = [ds[i]["labelled"].item() for i in range(len(ds))]
+    assert sum(labelled) == 20 and not any(labelled[20:])
+    with pytest.raises(DataError, match="not a folder"):
+        LandmarkDataModule(config(unlabelled_root=str(tmp_path / "nope")), samples={"train": samples}).setup("fit")
+
+
+def test_config_and_schema_errors(samples):
+    with pytest.raises(ConfigError, match="val_fraction"):
+        DataConfig(val_fraction=1.5)
+    assert DataConfig(augment={"flip_prob": 0.0}).augment.flip_prob == 0.0
+    with pytest.raises(DataError, match="schema"):
+        infer_schema([Sample("x.png", np.zeros((7, 2), np.float32))])
