@@ -155,7 +155,8 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from distill.inference import parse_box, predict_path
+    from distill.inference import parse_box
+    from distill.predict import predict_path
 
     smoothing = None
     if args.smooth_min_cutoff is not None:
@@ -177,7 +178,7 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 def _bench(args: argparse.Namespace) -> None:
     from distill.bench import bench_models, print_table
-    from distill.inference import write_json
+    from distill.predict import write_json
 
     rows = bench_models(args.models, photo_size=args.photo_size, repeats=args.repeats, batch=args.batch,
                         fast=args.fast)

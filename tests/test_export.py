@@ -49,15 +49,28 @@ def ckpts(tmp_path_factory):
     return {name: make_checkpoint(folder / f"{name}.ckpt", name) for name in FAMILIES}
 
 
+@pytest.fixture(scope="module")
+def exported(ckpts, tmp_path_factory):
+    """exported(name, fmt) -> (path, ExportResult), each export done once per module."""
+    folder, cache = tmp_path_factory.mktemp("exports"), {}
+
+    def get(name: str, fmt: str):
+        if (name, fmt) not in cache:
+            out = folder / f"{name}{'.onnx' if fmt == 'onnx' else '.pt'}"
+            cache[name, fmt] = out, export(ckpts[name][0], fmt, out, log=lambda *a: None)
+        return cache[name, fmt]
+
+    return get
+
+
 def _deploy(model):
     return DeployModule(model, "dark")
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-def test_onnx_round_trip_matches_torch_at_any_batch(ckpts, tmp_path, name):
-    ckpt, model = ckpts[name]
-    out = tmp_path / f"{name}.onnx"
-    result = export(ckpt, "onnx", out, log=lambda *a: None)
+def test_onnx_round_trip_matches_torch_at_any_batch(ckpts, exported, name):
+    _, model = ckpts[name]
+    out, result = exported(name, "onnx")
     assert out.is_file() and result.parity_px["onnxruntime"] <= PARITY_TOL_PX
     session = ort_session(out)
     (inp,), outs = session.get_inputs(), session.get_outputs()
@@ -81,10 +94,9 @@ def test_deploy_module_stays_in_eval_mode(ckpts):
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-def test_torchscript_round_trip_matches_torch_at_any_batch(ckpts, tmp_path, name):
-    ckpt, model = ckpts[name]
-    out = tmp_path / f"{name}.pt"
-    result = export(ckpt, "torchscript", out, log=lambda *a: None)
+def test_torchscript_round_trip_matches_torch_at_any_batch(ckpts, exported, name):
+    _, model = ckpts[name]
+    out, result = exported(name, "torchscript")
     assert result.parity_px["torchscript"] <= PARITY_TOL_PX
     traced, _ = _load_torchscript(out)
     deploy = _deploy(model)
@@ -114,12 +126,11 @@ def test_points_are_crop_pixels_and_confidence_follows_the_output_kind(ckpts):
     np.testing.assert_allclose(conf, heatmaps.flatten(2).amax(-1).numpy(), atol=1e-6)
 
 
-@pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("torchscript", ".pt")])
-def test_metadata_read_back(ckpts, tmp_path, fmt, suffix):
-    ckpt, _ = ckpts["hourglass_tiny"]
-    out = tmp_path / f"m{suffix}"
-    export(ckpt, fmt, out, log=lambda *a: None)
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_metadata_read_back(exported, fmt):
+    out, result = exported("hourglass_tiny", fmt)
     meta = read_metadata(out)
+    assert meta == result.metadata
     assert meta["schema"] == "ibug68" and meta["num_points"] == 68 and meta["input_size"] == 64
     assert meta["flip_perm"] == list(SCHEMAS["ibug68"].flip_perm)
     assert meta["normalisation"]["mean"] == 0.5 and meta["normalisation"]["std"] == 0.25
@@ -129,10 +140,9 @@ def test_metadata_read_back(ckpts, tmp_path, fmt, suffix):
     assert meta["library_version"] and meta["crop_margin"] == 0.25 and meta["quantization"] == "none"
 
 
-def test_int8_is_smaller_and_runs(ckpts, tmp_path):
-    ckpt, model = ckpts["mobilenetv2_tiny"]
-    float_path, int8_path = tmp_path / "f.onnx", tmp_path / "q.onnx"
-    export(ckpt, "onnx", float_path, log=lambda *a: None)
+def test_int8_is_smaller_and_runs(ckpts, exported, tmp_path):
+    ckpt, _ = ckpts["mobilenetv2_tiny"]
+    float_path, int8_path = exported("mobilenetv2_tiny", "onnx")[0], tmp_path / "q.onnx"
     result = export(ckpt, "onnx", int8_path, int8=True, calib_data=random_crops(8, 64, seed=3), num_calib=8,
                     log=lambda *a: None)
     assert result.int8 and int8_path.stat().st_size < float_path.stat().st_size

@@ -1,4 +1,5 @@
-"""LandmarkPredictor and `distill predict`: backends agree, geometry maps back, files in and out, errors."""
+"""LandmarkPredictor (inference.py) and `distill predict` (predict.py): backends agree, geometry maps back,
+files in and out, errors."""
 
 from __future__ import annotations
 

@@ -59,7 +59,8 @@ class HourglassConfig:
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"hourglass config: '{name}' must be a positive int, got {value!r}")
         if self.stem_channels is not None and (not isinstance(self.stem_channels, int) or self.stem_channels < 2):
-            raise ConfigError(f"hourglass config: 'stem_channels' must be an int >= 2 or None, got {self.stem_channels!r}")
+            raise ConfigError(f"hourglass config: 'stem_channels' must be an int >= 2 or None, "
+                              f"got {self.stem_channels!r}")
         if self.block not in BLOCK_TYPES:
             raise ConfigError(f"hourglass config: 'block' must be one of {BLOCK_TYPES}, got {self.block!r}")
         if self.block == "bottleneck" and self.channels < 2:

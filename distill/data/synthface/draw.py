@@ -69,15 +69,26 @@ EYES98 = {"right": ([60, 61, 62, 63, 64], [64, 65, 66, 67, 60], 96, [33, 34, 35,
           "left": ([68, 69, 70, 71, 72], [72, 73, 74, 75, 68], 97, [42, 43, 44, 45, 46], [50, 49, 48, 47])}
 
 
-def eye_contour(p98: np.ndarray, side: str) -> tuple[np.ndarray, np.ndarray]:
-    """Dense (17, 2) upper and lower lid curves through the 98 eye points."""
-    upper, lower = EYES98[side][:2]
-    return _LID @ p98[upper], _LID @ p98[lower]
+def _lids_matrix() -> np.ndarray:
+    """(4 * 17, 98): the right upper, right lower, left upper, left lower lid curves from the 98 points."""
+    W = np.zeros((4, len(_LID), 98))
+    for k, idx in enumerate((EYES98["right"][0], EYES98["right"][1], EYES98["left"][0], EYES98["left"][1])):
+        W[k][:, idx] = _LID
+    return W.reshape(-1, 98)
+
+
+_LIDS = _lids_matrix()
+
+
+def eye_contours(p98: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{side: dense (17, 2) upper and lower lid curves} through the 98 eye points (one product for all four)."""
+    c = (_LIDS @ p98).reshape(4, len(_LID), 2)
+    return {"right": (c[0], c[1]), "left": (c[2], c[3])}
 
 
 # ----------------------------------------------------------------------------- features
-def _eye(img, g: Geometry, look, side: str, closure: float) -> None:
-    up, low = eye_contour(g.p98, side)
+def _eye(img, g: Geometry, look, side: str, closure: float, lids) -> None:
+    up, low = lids
     s = g.px_per_mm
     ink = tone(look.hair, 0.35)
     if look.eye_shadow is not None:
@@ -183,26 +194,32 @@ def _glasses(img, g: Geometry, look) -> None:
 
 # ----------------------------------------------------------------------------- shading
 def head_shading(g: Geometry, light, size: int, grid: int = 16) -> np.ndarray:
-    """(size, size) float32 Lambert factor of the posed head ellipsoid (ambient + diffuse * max(0, n.L))."""
+    """(grid, grid) float32 Lambert factor of the posed head ellipsoid (ambient + diffuse * max(0, n.L)),
+    sampled at the centres of a grid x grid tiling of the image: cv2.resize (INTER_LINEAR) to (size, size)
+    gives the per-pixel factor (the shading is smooth, so a coarse grid is all it needs)."""
     R = g.rot
-    C = R @ (HEAD_CENTRE - PIVOT) + np.array([0.0, 0.0, g.depth])
+    C = R @ (HEAD_CENTRE - PIVOT)
+    C[2] += g.depth
     M = R.T / HEAD_AXES[:, None]                                           # (3, 3) camera -> unit sphere
+    Q = M.T @ M                                                            # the ellipsoid's quadric
     t = (np.arange(grid) + 0.5) * (size / grid) - 0.5
-    u, v = np.meshgrid(t, t)                                               # pixel centres of the grid
-    d = np.stack([(u - g.centre[0]) / g.focal, (v - g.centre[1]) / g.focal, np.ones_like(u)], -1).reshape(-1, 3)
-    md, mc = d @ M.T, M @ C                                                # (G*G, 3), (3,)
-    a = np.einsum("ij,ij->i", md, md)
-    b = md @ mc
-    disc = np.maximum(b * b - a * (mc @ mc - 1.0), 0.0)                   # misses graze the silhouette
+    d = np.empty((grid, grid, 3))                                          # rays through the grid's pixel centres
+    d[..., 0] = ((t - g.centre[0]) / g.focal)[None, :]
+    d[..., 1] = ((t - g.centre[1]) / g.focal)[:, None]
+    d[..., 2] = 1.0
+    d = d.reshape(-1, 3)
+    qd = d @ Q                                                             # (G*G, 3)
+    qc = Q @ C
+    a = (qd * d).sum(axis=1)
+    b = qd @ C
+    disc = np.maximum(b * b - a * (C @ qc - 1.0), 0.0)                    # misses graze the silhouette
     s = (b - np.sqrt(disc)) / a
-    x = s[:, None] * d - C
-    n = (x @ M.T) @ M                                                      # gradient M^T M (x - C)
-    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    n = s[:, None] * qd - qc                                               # gradient Q (x - C), x = s d
     L = np.asarray(light.direction, dtype=np.float64)
-    L /= np.linalg.norm(L)
-    shade = light.ambient + light.diffuse * np.maximum(n @ L, 0.0)
-    small = shade.reshape(grid, grid).astype(np.float32)
-    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+    L = L / np.linalg.norm(L)
+    cos = (n @ L) / np.sqrt((n * n).sum(axis=1))
+    shade = light.ambient + light.diffuse * np.maximum(cos, 0.0)
+    return shade.reshape(grid, grid).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- the person
@@ -221,7 +238,8 @@ def draw_person(img: np.ndarray, mask: np.ndarray, g: Geometry, look, light, exp
     shapes.append((g.face_outline, skin))
     for pts, colour in shapes:
         poly(img, pts, colour)
-        poly(mask, pts, 255)
+        if pts is not g.hair_outline and pts is not g.face_outline:   # those lie inside the head outline
+            poly(mask, pts, 255)
     for ear, facing in g.ears:
         if facing >= 0.35:
             poly(img, ear, tone(skin, 0.93))
@@ -240,8 +258,9 @@ def draw_person(img: np.ndarray, mask: np.ndarray, g: Geometry, look, light, exp
     sides = [("right", e["close_right"]), ("left", e["close_left"])]
     if depth_r < depth_l:   # the nearer eye last
         sides.reverse()
+    lids = eye_contours(g.p98)
     for side, closure in sides:
-        _eye(img, g, look, side, closure)
+        _eye(img, g, look, side, closure, lids[side])
         _brow(img, g, look, side)
     _mouth(img, g, look, e["mouth_open"])
     _nose(img, g, look, light)

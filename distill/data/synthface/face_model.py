@@ -159,6 +159,23 @@ _HAIRLINE = IDENTITY.index("hairline")
 _BROW = IDENTITY.index("brow_thickness")
 
 
+@lru_cache(maxsize=1)
+def _points_model() -> tuple[np.ndarray, np.ndarray]:
+    """(base (166, 3), basis (I + E, 166, 3)): the 68 and 98 points of a face are
+    base + [identity, expression] . basis. deform and to98 are both linear in the components (the brow
+    thickness too), so one product replaces them; the rows are read off those functions."""
+    def points(identity, expression):
+        p68, pupils = deform(identity, expression)
+        return np.concatenate([p68, to98(p68, pupils, 5.0 + 1.2 * identity[_BROW])])
+    n_id, n_ex = len(IDENTITY), len(EXPRESSION)
+    base = points(np.zeros(n_id), np.zeros(n_ex))
+    eye = np.eye(n_id + n_ex)
+    basis = np.stack([points(e[:n_id], e[n_id:]) - base for e in eye])
+    for a in (base, basis):
+        a.setflags(write=False)
+    return base, basis
+
+
 def pose_face(params, size: int) -> Geometry:
     """Deform, pose, project and place one face (``params``: a :class:`~.params.FaceParams`).
 
@@ -168,8 +185,8 @@ def pose_face(params, size: int) -> Geometry:
     keep an exact pinhole camera whose principal point mirrors onto itself.
     """
     identity, expression = params.identity, params.expression
-    p68, pupils = deform(identity, expression)
-    p98 = to98(p68, pupils, 5.0 + 1.2 * identity[_BROW])
+    base, basis = _points_model()
+    p166 = base + np.concatenate([identity, expression]) @ basis            # (166, 3): the 68 then the 98
     hl = round(float(identity[_HAIRLINE]), 2)
     grid = _ellipsoid_grid()
     y0, k = hairline_plane(hl)
@@ -178,7 +195,7 @@ def pose_face(params, size: int) -> Geometry:
     Rb = rotation(0.4 * params.yaw, 0.0, 0.0)  # the body follows the head only partly
     depth = params.distance * 150.0
 
-    head = np.concatenate([p68, p98, hairline_curve(hl), grid, _STATIC_HEAD]) - PIVOT
+    head = np.concatenate([p166, hairline_curve(hl), grid, _STATIC_HEAD]) - PIVOT
     cam = head @ R.T                                                        # (N, 3) camera frame
     cam[:, 2] += depth
     body = (_BODY - PIVOT) @ Rb.T

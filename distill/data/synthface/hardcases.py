@@ -8,6 +8,8 @@ drawing, in the order light -> blur -> noise -> JPEG (a camera's order).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -121,20 +123,28 @@ def occluded(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- scene light and camera
-def scene_gain(light, size: int) -> np.ndarray:
-    """(size, size) float32 exposure gain with a fall-off across the image toward the light."""
+def scene_gain(light, grid: int = 16) -> np.ndarray:
+    """(grid, grid) float32 exposure gain with a fall-off across the image toward the light, at the
+    same cell centres as :func:`~.draw.head_shading` (a linear ramp: resizing it keeps it linear)."""
     d = np.asarray(light.direction[:2], dtype=np.float64)
     d = d / max(np.linalg.norm(d), 1e-6)
-    t = np.linspace(-0.5, 0.5, 8)
-    ramp = d[0] * t[None, :] + d[1] * t[:, None]                           # (8, 8) toward the light
-    small = (light.gain * (1.0 + light.gradient * 2.0 * ramp)).astype(np.float32)
-    return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+    t = (np.arange(grid) + 0.5) / grid - 0.5
+    ramp = d[0] * t[None, :] + d[1] * t[:, None]                           # (G, G) toward the light
+    return (light.gain * (1.0 + light.gradient * 2.0 * ramp)).astype(np.float32)
 
 
-def apply_gain(img: np.ndarray, gain: np.ndarray, cast) -> np.ndarray:
-    """img * gain (H, W) * cast (BGR), rounded and saturated to uint8 in one pass."""
-    g3 = cv2.multiply(cv2.cvtColor(gain, cv2.COLOR_GRAY2BGR), tuple(float(c) for c in cast) + (0.0,))
-    return cv2.multiply(img, g3, dtype=cv2.CV_8U)
+def apply_light(img: np.ndarray, person: np.ndarray, scene: np.ndarray, head: np.ndarray, cast) -> np.ndarray:
+    """img * scene * (1 + (head - 1) * person) * cast, rounded and saturated to uint8 in one pass.
+
+    img (S, S, 3) uint8; person (S, S) uint8 coverage of the lit person (255 = fully); scene, head
+    (G, G) float32 grids (resized here); cast: BGR multipliers."""
+    size = img.shape[:2][::-1]
+    s = cv2.resize(scene, size, interpolation=cv2.INTER_LINEAR)             # (S, S)
+    h = cv2.resize(head - 1.0, size, interpolation=cv2.INTER_LINEAR)
+    p = cv2.multiply(person, 1.0 / 255.0, dtype=cv2.CV_32F)
+    gain = cv2.multiply(s, cv2.add(cv2.multiply(h, p), 1.0))             # (S, S) float32
+    # channel by channel with the cast as the scale: no (S, S, 3) float image is ever allocated
+    return cv2.merge([cv2.multiply(ch, gain, scale=float(c), dtype=cv2.CV_8U) for ch, c in zip(cv2.split(img), cast)])
 
 
 def blur(img: np.ndarray, degrade, size: int) -> np.ndarray:
@@ -154,12 +164,22 @@ def blur(img: np.ndarray, degrade, size: int) -> np.ndarray:
     return img
 
 
+@lru_cache(maxsize=4)
+def _noise_bank(size: int) -> np.ndarray:
+    """(2 size, 2 size, 3) float32 unit Gaussian noise, drawn once per process from a fixed seed (so
+    every worker holds the same bank)."""
+    bank = np.random.default_rng(0x5EED).standard_normal((2 * size, 2 * size, 3), dtype=np.float32)
+    bank.setflags(write=False)
+    return bank
+
+
 def noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian sensor noise; OpenCV's generator is reseeded from ``rng`` so the result is reproducible."""
-    cv2.setRNGSeed(int(rng.integers(2**31)))
-    n = np.empty(img.shape, np.int16)
-    cv2.randn(n, (0.0, 0.0, 0.0), (float(sigma),) * 3)   # per-channel mean and sigma
-    return cv2.add(img, n, dtype=cv2.CV_8U)
+    """Gaussian sensor noise: a window at a random offset of a precomputed bank, times ``sigma``
+    (drawing fresh normals for every pixel cost more than the rest of a face's light and camera)."""
+    h, w = img.shape[:2]
+    bank = _noise_bank(max(h, w))
+    y, x = rng.integers(0, bank.shape[0] - h + 1), rng.integers(0, bank.shape[1] - w + 1)
+    return cv2.addWeighted(img, 1.0, bank[y:y + h, x:x + w], float(sigma), 0.0, dtype=cv2.CV_8U)
 
 
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:

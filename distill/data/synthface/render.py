@@ -53,9 +53,8 @@ def render_face(params: FaceParams, size: int = 128, rng: np.random.Generator | 
         mask = cv2.max(mask, occ)
 
     # one pass of light: scene gain everywhere, times the head's Lambert shading on the person
-    person = shaded.astype(np.float32) * np.float32(1.0 / 255.0)                      # (S, S)
-    gain = hardcases.scene_gain(params.light, size) * (1.0 + (head_shading(g, params.light, size) - 1.0) * person)
-    img = hardcases.apply_gain(img, gain, params.light.cast)
+    img = hardcases.apply_light(img, shaded, hardcases.scene_gain(params.light), head_shading(g, params.light, size),
+                                params.light.cast)
     img = hardcases.blur(img, params.degrade, size)
     if params.degrade.noise > 0:
         img = hardcases.noise(img, params.degrade.noise, rng)

@@ -23,6 +23,8 @@ import dataclasses
 import json
 import math
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import Pool
@@ -31,7 +33,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from distill.data.formats import write_pts
 from distill.data.synthface.backgrounds import BACKGROUNDS
 from distill.data.synthface.shape import EXPRESSION, IDENTITY
 from distill.data.synthface.params import FLAG_RULES, FLAGS, HardCases, Light, sample_params
@@ -100,8 +101,9 @@ def stability_params(seed: int, job: Job, hard: HardCases):
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
     os.replace(tmp, path)
 
 
@@ -114,9 +116,31 @@ def _encode(img: np.ndarray, fmt: str) -> bytes:
     return buf.tobytes()
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_gray(mask: np.ndarray) -> bytes:
+    """(H, W) uint8 -> an 8-bit greyscale PNG, written out here: libpng's per-image set-up costs more
+    than compressing a mask (mostly 0 and 255 runs), which zlib at level 1 does in a few microseconds."""
+    h, w = mask.shape
+    rows = np.zeros((h, w + 1), np.uint8)                 # each row starts with its filter type (0: none)
+    rows[:, 1:] = mask
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _chunk(b"IEND", b""))
+
+
+def pts_bytes(points: np.ndarray) -> bytes:
+    """The bytes :func:`distill.data.formats.write_pts` writes for ``points`` (K, 2), without its
+    per-point numpy indexing: one tolist, then repr of each float64 (+1 for the 1-based format)."""
+    flat = (np.asarray(points, dtype=np.float32).reshape(-1, 2).astype(np.float64) + 1.0).tolist()
+    body = "".join(f"{x!r} {y!r}\n" for x, y in flat)
+    return f"version: 1\nn_points: {len(flat)}\n{{\n{body}}}\n".encode()
+
+
 def _numbers(values: np.ndarray) -> list[str]:
     """float32 values as text that reads back to the same float32 (repr of the exact float64)."""
-    return [repr(v) for v in np.asarray(values, dtype=np.float32).astype(np.float64).ravel().tolist()]
+    return list(map(repr, np.asarray(values, dtype=np.float32).astype(np.float64).ravel().tolist()))
 
 
 def render_job(setup: Setup, job: Job) -> tuple[dict, str]:
@@ -130,8 +154,8 @@ def render_job(setup: Setup, job: Job) -> tuple[dict, str]:
     image_rel = f"{job.split}/{name}.{setup.image_format}"
     mask_rel = f"masks/{job.split}/{name}.png"
     _write_bytes(setup.out / image_rel, _encode(r.image, setup.image_format))
-    _write_bytes(setup.out / mask_rel, _encode(r.mask, "png"))
-    write_pts(setup.out / job.split / f"{name}.pts", r.points68)
+    _write_bytes(setup.out / mask_rel, png_gray(r.mask))
+    _write_bytes(setup.out / job.split / f"{name}.pts", pts_bytes(r.points68))
 
     flags = {k: int(r.attributes[k]) for k in FLAGS}
     record = {"image": image_rel, "visibility": [int(v) for v in r.vis68], "visibility98": [int(v) for v in r.vis98],
