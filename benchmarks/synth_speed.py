@@ -37,10 +37,12 @@ def main() -> None:
 
     params = [sample_params(np.random.default_rng([0, i]), HardCases(), tuple(BACKGROUNDS)) for i in range(200)]
     render_face(params[0], args.size)
-    t = time.perf_counter()
-    for p in params:
-        render_face(p, args.size)
-    render_rate = len(params) / (time.perf_counter() - t)
+    render_rate = 0.0
+    for _ in range(3):           # the machine is shared: best of three
+        t = time.perf_counter()
+        for p in params:
+            render_face(p, args.size)
+        render_rate = max(render_rate, len(params) / (time.perf_counter() - t))
 
     speed = Table(title=f"SynthFace generation, {args.size}x{args.size}, {args.format}")
     for col in ("workers", "faces", "seconds", "faces/s", "bytes/face", "10k faces (MB)"):

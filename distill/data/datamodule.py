@@ -113,7 +113,9 @@ def hold_out(samples: list[Sample], fraction: float) -> tuple[list[Sample], list
     """
     if fraction <= 0 or len(samples) < 2:
         return list(samples), []
-    keys = [s.attributes.get("group", f"#{i}") if s.attributes else f"#{i}" for i, s in enumerate(samples)]
+    # no group (or group None: SynthFace's non-stability faces) = a group of its own
+    keys = [s.attributes.get("group") if s.attributes and s.attributes.get("group") is not None else f"#{i}"
+            for i, s in enumerate(samples)]
     unique = sorted(set(map(str, keys)))
     order = np.random.default_rng(VAL_SPLIT_SEED).permutation(len(unique))
     want = max(1, round(fraction * len(samples)))
@@ -161,13 +163,15 @@ class EpochSampler(Sampler):
 
 
 def seed_worker(worker_id: int) -> None:
-    """Seed every library RNG in a worker (items use their own generator; this is for anything else)
-    and keep OpenCV to one thread so workers do not fight over the cores."""
+    """Seed every library RNG in a worker (items use their own generator; this is for anything else).
+
+    OpenCV's thread count is left alone: calling cv2.setNumThreads in a forked worker after the
+    parent had used OpenCV got the worker killed in Lightning runs here.
+    """
     seed = torch.initial_seed() % 2**32  # the DataLoader derived it from its generator and worker_id
     np.random.seed(seed)
     random.seed(seed)
     cv2.setRNGSeed(seed % 2**31)
-    cv2.setNumThreads(1)
 
 
 class LandmarkDataModule(pl.LightningDataModule):
@@ -195,8 +199,8 @@ class LandmarkDataModule(pl.LightningDataModule):
     def _load(self, split: str | None, key: str) -> list[Sample]:
         if self._given is not None:
             samples = list(self._given.get(key) or [])
-        elif split is None:
-            samples = []
+        elif split is None and key != "train":
+            samples = []  # a train_split of None means the whole root (one-file formats: WFLW, AFLW CSV)
         else:
             from distill.data.formats import load_samples
 

@@ -144,3 +144,33 @@ def test_config_and_schema_errors(samples):
     assert DataConfig(augment={"flip_prob": 0.0}).augment.flip_prob == 0.0
     with pytest.raises(DataError, match="schema"):
         infer_schema([Sample("x.png", np.zeros((7, 2), np.float32))])
+
+
+def test_lightning_fit_sees_the_same_batches_with_0_and_2_workers(samples):
+    import hashlib
+
+    import lightning.pytorch as pl
+
+    class Record(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+            self.seen = []
+
+        def training_step(self, batch, _):
+            digest = hashlib.md5(batch["image"].numpy().tobytes() + batch["points"].numpy().tobytes()).hexdigest()
+            self.seen.append((self.current_epoch, batch["index"].tolist(), digest))
+            return self.layer(torch.ones(1, 1)).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), 0.1)
+
+    runs = []
+    for workers in (0, 2):
+        model = Record()
+        dm = LandmarkDataModule(config(num_workers=workers, val_fraction=0.0), samples={"train": samples})
+        pl.Trainer(max_epochs=2, limit_train_batches=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False).fit(model, dm)
+        runs.append(model.seen)
+    assert runs[0] == runs[1] and len(runs[0]) == 2
+    assert runs[0][0][1:] != runs[0][1][1:]  # epoch 1 is not a replay of epoch 0

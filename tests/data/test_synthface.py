@@ -130,3 +130,17 @@ def test_cli_data_synth(tmp_path):
                  "--workers", "1"]) == 0
     assert len(list((tmp_path / "c" / "train").glob("*.pts"))) == 3
     assert main(["data", "synth", "--out", str(tmp_path / "d"), "--num", "-1"]) == 2
+
+
+def test_fast_writers_match_the_library_formats(tmp_path):
+    from distill.data.synthface.writer import png_gray, pts_bytes
+
+    rng = np.random.default_rng(0)
+    for k in range(20):
+        pts = rng.uniform(-3, 300, (68, 2)).astype(np.float32)
+        pts[0] = (0.0, 1e-3 * k)
+        write_pts(tmp_path / "a.pts", pts)
+        assert pts_bytes(pts) == (tmp_path / "a.pts").read_bytes()          # the same bytes as write_pts
+    mask = rng.integers(0, 256, (37, 53)).astype(np.uint8)
+    (tmp_path / "m.png").write_bytes(png_gray(mask))
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "m.png"), cv2.IMREAD_UNCHANGED), mask)

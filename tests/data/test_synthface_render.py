@@ -127,3 +127,14 @@ def test_hard_case_flags_follow_the_drawn_values():
                      for s in range(10)])
     assert flags.sum(axis=0).min() > 0     # every hard case shows up among 40 faces
     assert none.sum() == 0                 # and none without hard cases
+
+
+def test_noise_is_reproducible_zero_mean_and_of_the_asked_sigma():
+    from distill.data.synthface.hardcases import noise
+
+    img = np.full((64, 64, 3), 128, np.uint8)
+    a, b = noise(img, 8.0, np.random.default_rng(1)), noise(img, 8.0, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    d = a.astype(float) - 128
+    assert abs(d.mean()) < 0.5 and 7.0 < d.std() < 9.0
+    assert (noise(img, 8.0, np.random.default_rng(2)) != a).mean() > 0.5   # another offset, other noise

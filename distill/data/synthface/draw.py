@@ -238,8 +238,7 @@ def draw_person(img: np.ndarray, mask: np.ndarray, g: Geometry, look, light, exp
     shapes.append((g.face_outline, skin))
     for pts, colour in shapes:
         poly(img, pts, colour)
-        if pts is not g.hair_outline and pts is not g.face_outline:   # those lie inside the head outline
-            poly(mask, pts, 255)
+        poly(mask, pts, 255)
     for ear, facing in g.ears:
         if facing >= 0.35:
             poly(img, ear, tone(skin, 0.93))

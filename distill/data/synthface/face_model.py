@@ -161,7 +161,7 @@ _BROW = IDENTITY.index("brow_thickness")
 
 @lru_cache(maxsize=1)
 def _points_model() -> tuple[np.ndarray, np.ndarray]:
-    """(base (166, 3), basis (I + E, 166, 3)): the 68 and 98 points of a face are
+    """(base (166, 3), basis (I + E, 166 * 3)): the 68 and 98 points of a face are
     base + [identity, expression] . basis. deform and to98 are both linear in the components (the brow
     thickness too), so one product replaces them; the rows are read off those functions."""
     def points(identity, expression):
@@ -170,7 +170,7 @@ def _points_model() -> tuple[np.ndarray, np.ndarray]:
     n_id, n_ex = len(IDENTITY), len(EXPRESSION)
     base = points(np.zeros(n_id), np.zeros(n_ex))
     eye = np.eye(n_id + n_ex)
-    basis = np.stack([points(e[:n_id], e[n_id:]) - base for e in eye])
+    basis = np.stack([(points(e[:n_id], e[n_id:]) - base).ravel() for e in eye])
     for a in (base, basis):
         a.setflags(write=False)
     return base, basis
@@ -186,7 +186,7 @@ def pose_face(params, size: int) -> Geometry:
     """
     identity, expression = params.identity, params.expression
     base, basis = _points_model()
-    p166 = base + np.concatenate([identity, expression]) @ basis            # (166, 3): the 68 then the 98
+    p166 = base + (np.concatenate([identity, expression]) @ basis).reshape(166, 3)   # the 68 then the 98
     hl = round(float(identity[_HAIRLINE]), 2)
     grid = _ellipsoid_grid()
     y0, k = hairline_plane(hl)

@@ -1,0 +1,189 @@
+"""Does distillation earn its place? Teacher vs student from scratch vs distilled student on SynthFace.
+
+    python benchmarks/kd_study.py --budget small --seeds 2          # a few minutes on 2 CPU cores
+    python benchmarks/kd_study.py --budget full --seeds 3           # <= 60 minutes on 2 CPU cores
+    python benchmarks/kd_study.py --budget full --device cuda
+
+Every student trains for the SAME number of optimiser steps (a KD fine-tune of a scratch student
+counts the scratch steps too) and is scored on the SynthFace test split (NME, inter-ocular).
+
+    teacher           synthface/teacher (trained once, seed 0)
+    scratch           synthface/student: ground truth only        (ablation: GT only)
+    kd_out            + output KD (FPD: MSE to the teacher's last-stack heatmaps)
+    kd_feat           + feature KD (hints on the recipe's tap pairs)
+    kd_both           + both (= the shipped synthface/student_from_teacher recipe)
+    fpd_finetune      scratch for half the steps, then the shipped KD recipe for the other half
+    semi_scratch      only the small labelled subset, ground truth
+    semi_kd           the labelled subset + the rest of the training images WITHOUT labels, shipped KD recipe
+
+Results: a rich table (NME mean +- std over seeds, ratio to the teacher, FLOPs ratio) and a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from distill.training import evaluate, train  # noqa: E402
+
+BUDGETS = {
+    # faces: training images; steps: optimiser steps of the teacher and of EVERY student; labelled: the
+    # small labelled subset of the semi-supervised setting (the other training images lose their labels)
+    "small": dict(faces=1000, test=200, teacher_steps=500, student_steps=500, labelled=100, val_every=250),
+    "full": dict(faces=6000, test=600, teacher_steps=2000, student_steps=2000, labelled=500, val_every=500),
+}
+VARIANTS = {
+    "scratch": ("synthface/student", []),
+    "kd_out": ("synthface/student_from_teacher", ["loss.w_feat=0"]),
+    "kd_feat": ("synthface/student_from_teacher", ["loss.w_out=0"]),
+    "kd_both": ("synthface/student_from_teacher", []),
+}
+
+
+def common(args, b: dict, data: Path, out: Path) -> list[str]:
+    return [f"data.root={data}", f"output.root={out}", "logging.logger=none", "logging.progress=false",
+            f"trainer.val_every_n_steps={b['val_every']}", f"trainer.accelerator={args.device}", "trainer.devices=1",
+            "data.val_fraction=0.1", f"data.num_workers={args.workers}"]
+
+
+def run_and_score(recipe: str, overrides: list[str], data: Path) -> tuple[float, Path, float]:
+    t = time.time()
+    run = train(recipe, overrides)
+    seconds = time.time() - t
+    nme = evaluate(run / "best.ckpt", data, fmt="synthface", split="test")["nme"]
+    return nme, run, seconds
+
+
+def unlabelled_folder(data: Path, labelled: int) -> Path:
+    """Links to the training images after the first ``labelled`` ones, without their .pts: the
+    'large unlabelled set' (the reader sorts files, so max_samples keeps exactly the first ones)."""
+    folder = data.parent / f"{data.name}_unlabelled_{labelled}"
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        images = sorted(p for p in (data / "train").iterdir() if p.suffix in (".png", ".jpg"))
+        for p in images[labelled:]:
+            os.symlink(p.resolve(), folder / p.name)
+    return folder
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget", choices=sorted(BUDGETS), default="small")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--work", default="benchmarks/kd_study_work", help="data and checkpoints go here")
+    ap.add_argument("--out", default="benchmarks/kd_study.json")
+    ap.add_argument("--workers", type=int, default=0, help="data loader workers")
+    ap.add_argument("--only", nargs="*", default=None, help="run only these rows (teacher is always trained)")
+    args = ap.parse_args(argv)
+    b = BUDGETS[args.budget]
+    work = Path(args.work).resolve()
+    data = work / f"synthface_{b['faces']}"
+    if not data.is_dir():
+        from distill.data.synthface import generate
+
+        generate(data, num=b["faces"], seed=0, size=128, workers=2, num_test=b["test"], progress=False)
+    device = "gpu" if args.device == "cuda" else "cpu"
+    args.device = device
+    ckpts = work / f"ckpts_{args.budget}"
+    base = common(args, b, data, ckpts)
+    steps = lambda n: [f"trainer.max_steps={n}"]  # noqa: E731
+    wanted = lambda name: args.only is None or name in args.only  # noqa: E731
+
+    results: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
+    t_nme, t_run, seconds["teacher"] = run_and_score("synthface/teacher", base + steps(b["teacher_steps"]) + ["seed=0"],
+                                                     data)
+    results["teacher"] = [t_nme]
+    teacher = [f"teacher.ckpt={t_run / 'best.ckpt'}"]
+    unlabelled = unlabelled_folder(data, b["labelled"])
+
+    for seed in range(args.seeds):
+        s = [f"seed={seed}"]
+        for name, (recipe, extra) in VARIANTS.items():
+            if wanted(name):
+                nme, run, sec = run_and_score(recipe, base + steps(b["student_steps"]) + s + extra +
+                                              (teacher if "from_teacher" in recipe else []), data)
+                results.setdefault(name, []).append(nme)
+                seconds[name] = seconds.get(name, 0.0) + sec
+        if wanted("fpd_finetune"):
+            half = b["student_steps"] // 2
+            _, first, sec1 = run_and_score("synthface/student", base + steps(half) + s, data)
+            nme, _, sec2 = run_and_score("synthface/student_from_teacher", base + steps(b["student_steps"] - half) + s +
+                                         teacher + [f"distill.student_init={first / 'best.ckpt'}"], data)
+            results.setdefault("fpd_finetune", []).append(nme)
+            seconds["fpd_finetune"] = seconds.get("fpd_finetune", 0.0) + sec1 + sec2
+        semi = [f"data.max_samples={b['labelled']}"]
+        if wanted("semi_scratch"):
+            nme, _, sec = run_and_score("synthface/student", base + steps(b["student_steps"]) + s + semi, data)
+            results.setdefault("semi_scratch", []).append(nme)
+            seconds["semi_scratch"] = seconds.get("semi_scratch", 0.0) + sec
+        if wanted("semi_kd"):
+            frac = 1.0 - b["labelled"] / b["faces"]
+            nme, _, sec = run_and_score("synthface/student_from_teacher", base + steps(b["student_steps"]) + s + semi +
+                                        teacher + [f"data.unlabelled_root={unlabelled}", f"data.unlabelled_fraction={frac:.4f}"],
+                                        data)
+            results.setdefault("semi_kd", []).append(nme)
+            seconds["semi_kd"] = seconds.get("semi_kd", 0.0) + sec
+
+    report = summarise(results, seconds, b, args, t_run)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print_table(report)
+    return report
+
+
+def flops_ratio(teacher_ckpt: Path) -> float:
+    from distill.checkpoint import load_model
+    from distill.config import load_recipe
+    from distill.models import build_model, model_facts
+
+    teacher, _ = load_model(teacher_ckpt)
+    cfg = load_recipe("synthface/student")
+    student = build_model(cfg.model.name, num_points=teacher.num_points, input_size=teacher.input_size, **cfg.model.args)
+    return model_facts(student, student.input_size)["flops"] / model_facts(teacher, teacher.input_size)["flops"]
+
+
+def summarise(results: dict, seconds: dict, b: dict, args, teacher_run: Path) -> dict:
+    teacher = results["teacher"][0]
+    rows = {}
+    for name, values in results.items():
+        mean = statistics.fmean(values)
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows[name] = {"nme": values, "mean": mean, "std": std, "vs_teacher": mean / teacher,
+                      "seconds": seconds.get(name, 0.0)}
+    return {"budget": args.budget, "device": args.device, "seeds": args.seeds, "settings": b,
+            "flops_ratio": flops_ratio(teacher_run / "best.ckpt"), "rows": rows}
+
+
+def print_table(report: dict) -> None:
+    rows = report["rows"]
+    scratch = rows.get("scratch")
+    table = Table(title=f"KD study, SynthFace test NME (budget {report['budget']}, {report['seeds']} seeds, "
+                        f"student FLOPs = {report['flops_ratio']:.3f} x teacher)")
+    for col in ("variant", "NME % (mean +- std)", "x teacher", "vs scratch", "train s"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for name, r in rows.items():
+        ref = rows.get("semi_scratch") if name.startswith("semi") else scratch
+        delta = ""
+        if ref is not None and name not in ("teacher", "scratch", "semi_scratch"):
+            d = r["mean"] - ref["mean"]
+            delta = f"{100 * d:+.2f} ({'wins' if d < -ref['std'] else 'no win'} at 1 std)"
+        table.add_row(name, f"{100 * r['mean']:.2f} +- {100 * r['std']:.2f}", f"{r['vs_teacher']:.2f}", delta,
+                      f"{r['seconds']:.0f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
