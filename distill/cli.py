@@ -187,6 +187,23 @@ def _bench(args: argparse.Namespace) -> None:
         write_json(args.json, rows)
 
 
+# ----------------------------------------------------------------------------- quickstart
+def _quickstart_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="quickstart_out", help="output folder (run again with the same folder to resume)")
+    p.add_argument("--budget", default="small", choices=("small", "full", "tiny"),
+                   help="small: ~15 min on 2 CPU cores (default); full: bigger and better; tiny: a smoke test")
+    p.add_argument("--seed", type=int, default=None, help="override every recipe's seed (default: the recipes' own)")
+    p.add_argument("--logger", default="csv", choices=("csv", "wandb", "none"),
+                   help="training logs: csv (default), wandb (offline, no login), none")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs and CI)")
+
+
+def _quickstart(args: argparse.Namespace) -> None:
+    from distill.quickstart import quickstart
+
+    quickstart(args.out, budget=args.budget, seed=args.seed, logger=args.logger, progress=not args.no_progress)
+
+
 # ----------------------------------------------------------------------------- registry
 COMMANDS: dict[str, tuple[str, object, object]] = {
     "data": ("generate or look at data sets", _data_args, _data),
@@ -197,6 +214,8 @@ COMMANDS: dict[str, tuple[str, object, object]] = {
                _export_args, _export),
     "predict": ("landmarks on an image, a folder or a video (overlay + JSON)", _predict_args, _predict),
     "bench": ("size, FLOPs, latency and throughput of models, side by side", _bench_args, _bench),
+    "quickstart": ("the whole study on SynthFace on a CPU: train, distil, export, evaluate, bench, report",
+                   _quickstart_args, _quickstart),
 }
 
 

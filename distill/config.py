@@ -152,6 +152,7 @@ class TrainerConfig:
     precision: str = F("32-true", "32-true | bf16-mixed | 16-mixed")
     gradient_clip_val: float = F(0.0, "clip gradient norm (0 = off)")
     accumulate_grad_batches: int = F(1, "batches per optimiser step")
+    num_threads: int = F(0, "torch CPU threads (0 = torch's default); 1 is fastest on a busy or shared CPU")
 
 
 @dataclass

@@ -138,9 +138,9 @@ class EpochSampler(Sampler):
     it is told the epoch through its own set_epoch when it has one.
     """
 
-    def __init__(self, num_samples: int, seed: int, base: Sampler | None = None):
+    def __init__(self, num_samples: int, seed: int, base: Sampler | None = None, epoch: int = 0):
         self.num_samples, self.seed, self.base = num_samples, int(seed), base
-        self.epoch = 0
+        self.epoch = int(epoch)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -263,7 +263,10 @@ class LandmarkDataModule(pl.LightningDataModule):
             self.setup("fit")
         ds = self.train_dataset
         base = self.train_sampler_factory(ds.samples) if self.train_sampler_factory is not None else None
-        self._train_sampler = EpochSampler(len(ds), self.cfg.seed, base)
+        # a resumed fit asks for the loader (and its workers prefetch) before Lightning calls set_epoch,
+        # so start at the trainer's epoch, not at 0
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        self._train_sampler = EpochSampler(len(ds), self.cfg.seed, base, epoch=epoch)
         # a last batch of 1 would break BatchNorm in train mode; keep it only when it is the only one
         return self._loader(ds, self._train_sampler, drop_last=len(self._train_sampler) > self.cfg.batch_size)
 

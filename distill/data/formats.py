@@ -308,7 +308,7 @@ class Sidecar:
     ``mask`` (relative path or null), ``group``, ``frame``, ``split``.
     """
 
-    EXTRA_KEYS = ("yaw", "pitch", "roll", "group", "frame", "split")
+    EXTRA_KEYS = ("yaw", "pitch", "roll", "group", "frame", "split", "stability_kind")
 
     def __init__(self, path: Path):
         self.path = path

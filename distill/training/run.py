@@ -207,6 +207,8 @@ def train(recipe: str | Path | RecipeConfig, overrides=(), *, dry_run: bool = Fa
     cfg, run_dir = resolve(recipe, overrides)
     # recipe.yaml and run.json are written into the run folder before Lightning's checkpoint callback sees it
     warnings.filterwarnings("ignore", message=r".*exists and is not empty")
+    if cfg.trainer.num_threads > 0:
+        torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     prepare_data(cfg)
     dm = build_datamodule(cfg)

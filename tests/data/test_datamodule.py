@@ -1,6 +1,7 @@
 """LandmarkDataModule: determinism across worker counts, epochs, splits, hooks, unlabelled extras."""
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -67,6 +68,20 @@ def test_epochs_change_order_and_augmentation_reproducibly(samples):
     assert all(torch.equal(e0[k], v) for k, v in next(iter(loader)).items())
     dm.set_epoch(1)
     assert all(torch.equal(e1[k], v) for k, v in next(iter(loader)).items())
+
+
+def test_resumed_fit_starts_at_the_trainers_epoch(samples):
+    # Lightning builds the loader (and workers prefetch) before it calls set_epoch on a resumed fit
+    plain = LandmarkDataModule(config(), samples={"train": samples})
+    plain.setup("fit")
+    plain_loader = plain.train_dataloader()
+    plain.set_epoch(2)
+    expected = next(iter(plain_loader))
+    resumed = LandmarkDataModule(config(num_workers=2), samples={"train": samples})
+    resumed.trainer = SimpleNamespace(current_epoch=2)
+    resumed.setup("fit")
+    got = next(iter(resumed.train_dataloader()))
+    assert all(torch.equal(expected[k], v) for k, v in got.items())
 
 
 def test_val_held_out_by_group_and_val_test_not_augmented(samples):
@@ -174,3 +189,17 @@ def test_lightning_fit_sees_the_same_batches_with_0_and_2_workers(samples):
         runs.append(model.seen)
     assert runs[0] == runs[1] and len(runs[0]) == 2
     assert runs[0][0][1:] != runs[0][1][1:]  # epoch 1 is not a replay of epoch 0
+
+
+def test_reads_a_generated_synthface_set(tmp_path):
+    from distill.data.synthface import generate
+
+    generate(tmp_path / "sf", num=6, seed=0, size=64, workers=1, num_test=2, progress=False)
+    cfg = DataConfig(root=str(tmp_path / "sf"), crop_size=32, heatmap_size=8, batch_size=2, val_fraction=0.2)
+    dm = LandmarkDataModule(cfg)
+    dm.setup()
+    assert dm.schema.name == "ibug68" and len(dm.test_dataset) == 2
+    assert len(dm.train_dataset) + len(dm.val_dataset) == 6 and len(dm.val_dataset) >= 1
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["points"].shape == (2, 68, 2) and batch["heatmaps"].shape == (2, 68, 8, 8)
+    assert batch["labelled"].all() and torch.isfinite(batch["norm"]).all() and (batch["norm"] > 0).all()

@@ -96,7 +96,10 @@ def test_flip_moves_left_eye_to_right_eye_and_points_stay_on_their_dots(faces, s
     np.testing.assert_allclose(f[:, 0], 95 - p[perm, 0], atol=1e-4)
     np.testing.assert_allclose(f[:, 1], p[perm, 1], atol=1e-4)
     assert f[36, 0] < f[45, 0]  # "right eye corner" is still on the image's left after the flip
-    np.testing.assert_allclose(flipped["image"].numpy(), plain["image"].numpy()[:, :, ::-1], atol=0.02)
+    # the mirrored crop samples the same image points; OpenCV quantises sample positions to 1/32 px, so
+    # pixels on sharp edges may differ by a few grey levels between the two matrices
+    levels = np.abs(flipped["image"].numpy() - plain["image"].numpy()[:, :, ::-1]) * 0.25 * 255
+    assert np.percentile(levels, 99) <= 1.0 and levels.max() <= 16
 
     # with rotation / scale / shift too, every marked point sits on the dot of its (re-indexed) source point
     geometry = replace(AugmentConfig.none(), flip_prob=0.5, scale=(0.9, 1.1), rotation_deg=15.0, shift=0.03)

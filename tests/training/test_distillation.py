@@ -164,8 +164,8 @@ def test_teacher_cache_matches_live_teacher_and_needs_fixed_data(synth_root, tmp
     a, b = live.teacher_targets(batch), cached.teacher_targets(batch)
     assert len(cached._cache) == batch["image"].shape[0]
     c = cached.teacher_targets(batch)  # second call: served from the cache
-    assert torch.allclose(a[0], b[0]) and torch.allclose(b[0], c[0])
-    assert all(torch.allclose(a[1][t], c[1][t]) for t in a[1])
+    assert torch.allclose(a[0], b[0], atol=1e-3, rtol=1e-3) and torch.equal(b[0], c[0])
+    assert all(torch.allclose(a[1][t], c[1][t], atol=1e-3, rtol=1e-3) for t in a[1])
 
     from distill.training.run import build_datamodule
 

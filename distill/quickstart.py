@@ -1,0 +1,312 @@
+"""`distill quickstart`: the whole study on SynthFace, on a CPU, in one command.
+
+generate SynthFace (train / test / stability) -> train the teacher, the student from scratch, the student
+distilled from the teacher, the ConvDW regressor with L2 and with Wing -> export each to ONNX (parity
+checked) -> evaluate the ONNX files (the artefacts a user ships) -> stability -> benchmark -> report.
+
+Every step records itself in ``DIR/quickstart_state.json`` when it finishes; run the same command
+again with the same ``--out`` and finished steps are skipped, an interrupted training resumes from
+its ``last.ckpt``. The seed is the recipes' (fixed), so a rerun reproduces the study.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distill.report import MODEL_NAMES, atomic_write_text
+
+# name -> (recipe, task) in the order they train: the distilled student needs the teacher.
+STUDY: dict[str, str] = {
+    "teacher": "synthface/teacher",
+    "student_scratch": "synthface/student",
+    "student_from_teacher": "synthface/student_from_teacher",
+    "regressor_l2": "synthface/regressor_l2",
+    "regressor_wing": "synthface/regressor_wing",
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How big the study is. ``steps`` are optimiser steps per model; ``model_args`` shrink models (tests)."""
+
+    num_train: int
+    num_test: int
+    stability: int  # renders per stability group
+    steps: dict[str, int]
+    val_every: int
+    bench_repeats: int
+    model_args: dict[str, dict] = field(default_factory=dict)
+    extra: tuple[str, ...] = ()  # further recipe overrides applied to every model
+
+
+BUDGETS: dict[str, Budget] = {
+    # Sized to finish within ~15 minutes on 2 CPU cores (measured: see benchmarks/RESULTS.md).
+    "small": Budget(num_train=3000, num_test=500, stability=8,
+                    steps={"teacher": 1500, "student_scratch": 3000, "student_from_teacher": 3000,
+                           "regressor_l2": 3000, "regressor_wing": 3000},
+                    val_every=500, bench_repeats=30),
+    "full": Budget(num_train=10000, num_test=1000, stability=16,
+                   steps={"teacher": 8000, "student_scratch": 12000, "student_from_teacher": 12000,
+                          "regressor_l2": 12000, "regressor_wing": 12000},
+                   val_every=1000, bench_repeats=100),
+    # A smoke test of every step (the test suite runs it): tiny models, a few steps.
+    "tiny": Budget(num_train=24, num_test=12, stability=3,
+                   steps={name: 3 for name in STUDY}, val_every=3, bench_repeats=2,
+                   model_args={"teacher": {"num_stacks": 1, "channels": 16, "depth": 2},
+                               "student_scratch": {"num_stacks": 1, "channels": 8, "depth": 2, "stem_channels": 8},
+                               "student_from_teacher": {"num_stacks": 1, "channels": 8, "depth": 2,
+                                                        "stem_channels": 8}},
+                   extra=("data.batch_size=8", "logging.grid_images=0")),
+}
+
+
+class State:
+    """The steps already done, kept in a JSON file that is rewritten atomically after each step."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.data = json.loads(path.read_text()) if path.is_file() else {"done": {}}
+
+    def done(self, step: str) -> bool:
+        return step in self.data["done"]
+
+    def get(self, step: str):
+        return self.data["done"].get(step)
+
+    def mark(self, step: str, value=True) -> None:
+        self.data["done"][step] = value
+        atomic_write_text(self.path, json.dumps(self.data, indent=2, default=str))
+
+
+def _json_model(name: str, args: dict) -> list[str]:
+    return [f"model.args.{k}={v}" for k, v in args.items()]
+
+
+def quickstart(out: str | Path = "quickstart_out", budget: str = "small", seed: int | None = None,
+               logger: str = "csv", progress: bool = True) -> Path:
+    """Run the study into ``out`` and return the path of ``report.md``.
+
+    seed: None keeps each recipe's own seed (the study's fixed seed); an int overrides all of them.
+    logger: csv (default here: the study writes its curves from it), wandb (offline) or none.
+    """
+    from rich.console import Console
+
+    from distill.data.synthface import generate
+    from distill.errors import ConfigError
+
+    if budget not in BUDGETS:
+        raise ConfigError(f"--budget {budget!r}: use one of {', '.join(BUDGETS)}")
+    b = BUDGETS[budget]
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    state = State(out / "quickstart_state.json")
+    started = time.time() - float(state.data.get("elapsed_s", 0.0))
+    data_root = out / "data"
+
+    steps = ["data"] + [f"train:{n}" for n in STUDY] + ["export", "evaluate", "bench", "report"]
+    console.rule(f"distill quickstart ({budget}) -> {out}")
+    console.print("Steps: " + ", ".join(f"[green]{s}[/green]" if state.done(s) else s for s in steps))
+
+    # ------------------------------------------------------------------ data
+    if not state.done("data"):
+        console.print(f"[bold]data[/bold]: SynthFace {b.num_train} train / {b.num_test} test / stability x{b.stability}")
+        generate(data_root, num=b.num_train, seed=0, size=128, workers=2, num_test=b.num_test,
+                 stability=b.stability, progress=progress)
+        state.mark("data")
+
+    # ------------------------------------------------------------------ training
+    ckpts: dict[str, Path] = {}
+    for name, recipe in STUDY.items():
+        step = f"train:{name}"
+        if state.done(step):
+            ckpts[name] = Path(state.get(step))
+            continue
+        console.print(f"[bold]{step}[/bold] ({recipe}, {b.steps[name]} steps)")
+        ckpts[name] = _train(name, recipe, b, out, data_root, ckpts, seed, logger, progress)
+        state.mark(step, str(ckpts[name]))
+        state.data["elapsed_s"] = time.time() - started
+        state.mark(step, str(ckpts[name]))
+
+    # ------------------------------------------------------------------ export
+    onnx_paths = {n: out / "models" / f"{n}.onnx" for n in STUDY}
+    if not state.done("export"):
+        from distill.export import export
+
+        parity = {}
+        for name in STUDY:
+            console.print(f"[bold]export[/bold] {name} -> {onnx_paths[name].relative_to(out)}")
+            res = export(ckpts[name], "onnx", onnx_paths[name], calib_data=str(data_root), check=True,
+                         log=lambda *a, **k: None)
+            parity[name] = max(res.parity_px.values()) if res.parity_px else float("nan")
+        state.mark("export", parity)
+    parity = state.get("export")
+
+    # ------------------------------------------------------------------ evaluate
+    if not state.done("evaluate"):
+        console.print("[bold]evaluate[/bold]: NME / FR / AUC per subset, stability, on the ONNX files")
+        evals = {name: evaluate_study_model(onnx_paths[name], data_root) for name in STUDY}
+        state.mark("evaluate", evals)
+    evals = state.get("evaluate")
+
+    # ------------------------------------------------------------------ bench
+    if not state.done("bench"):
+        from distill.bench import bench_models
+
+        console.print("[bold]bench[/bold]: end-to-end latency, one thread, ONNX Runtime")
+        rows = bench_models([onnx_paths[n] for n in STUDY], repeats=b.bench_repeats, fast=budget == "tiny")
+        facts = {}
+        for name in STUDY:
+            from distill.checkpoint import load_model
+            from distill.models.facts import model_facts
+
+            model, _ = load_model(ckpts[name])
+            facts[name] = model_facts(model)
+        state.mark("bench", {n: {"row": r, "facts": facts[n]} for n, r in zip(STUDY, rows)})
+    bench = state.get("bench")
+
+    # ------------------------------------------------------------------ report
+    state.data["elapsed_s"] = time.time() - started
+    report = _write_outputs(out, b, budget, ckpts, onnx_paths, parity, evals, bench,
+                            seed, total_minutes=(time.time() - started) / 60)
+    state.mark("report", str(report))
+    console.print(f"[bold green]done[/bold green]: {report}")
+    return report
+
+
+def _train(name: str, recipe: str, b: Budget, out: Path, data_root: Path, ckpts: dict, seed, logger: str,
+           progress: bool) -> Path:
+    from distill.training import train
+
+    overrides = [f"data.root={data_root}", f"output.root={out / 'checkpoints'}", "output.run_name=quickstart",
+                 f"trainer.max_steps={b.steps[name]}", f"trainer.val_every_n_steps={min(b.val_every, b.steps[name])}",
+                 f"logging.logger={logger}", f"logging.progress={str(progress).lower()}", *b.extra,
+                 *_json_model(name, b.model_args.get(name, {}))]
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    if name == "student_from_teacher":
+        overrides.append(f"teacher.ckpt={ckpts['teacher']}")
+    run_dir = out / "checkpoints" / recipe / "quickstart"
+    if (run_dir / "last.ckpt").is_file():
+        overrides.append("resume=true")
+    run_dir = train(recipe, overrides)
+    best = run_dir / "best.ckpt"
+    return best if best.is_file() else run_dir / "last.ckpt"
+
+
+def evaluate_study_model(model_path: Path, data_root: Path) -> dict:
+    """NME / FR / AUC overall and per subset on the test split, per-image NMEs (for CED), stability."""
+    from distill.data.formats import load_samples
+    from distill.metrics import LandmarkNME, frame_jitter, stability_std
+    from distill.training.evaluate import load_predictor, predict_samples
+
+    predictor = load_predictor(model_path)
+    test, _ = load_samples("synthface", data_root, split="test")
+    pred = predict_samples(predictor, test)
+    metric = LandmarkNME(predictor.schema)
+    metric.update(pred["pred"], pred["points"], subsets=pred["subsets"], norm=pred["norm"])
+    results = {k: float(v) for k, v in metric.compute().items() if not isinstance(v, torch.Tensor)}
+    results["per_image_nme"] = [float(v) for v in metric.per_image_nme()]
+
+    stab, _ = load_samples("synthface", data_root, split="stability")
+    if stab:
+        sp = predict_samples(predictor, stab)
+        resid = (sp["pred"] - sp["points"]).numpy()  # (N, K, 2) crop px; the true shift cancels out
+        groups: dict[tuple, list[int]] = {}
+        for i, s in enumerate(stab):
+            groups.setdefault((s.attributes.get("stability_kind", "static"), s.attributes.get("group")), []).append(i)
+        static = [sorted(ix, key=lambda i: stab[i].attributes.get("frame") or 0)
+                  for (kind, _), ix in groups.items() if kind == "static"]
+        if static:
+            f = min(len(ix) for ix in static)
+            res = np.stack([resid[ix[:f]] for ix in static])  # (G, F, K, 2)
+            norms = np.array([float(sp["norm"][ix].mean()) for ix in static])
+            results["stability"] = float(stability_std(torch.from_numpy(res), torch.from_numpy(norms)))
+        videos = [sorted(ix, key=lambda i: stab[i].attributes.get("frame") or 0)
+                  for (kind, _), ix in groups.items() if kind == "video"]
+        if videos:
+            jit = [float(frame_jitter(sp["pred"][ix], sp["points"][ix], sp["norm"][ix])) for ix in videos]
+            results["jitter"] = float(np.mean(jit))
+    results.setdefault("stability", float("nan"))
+    return results
+
+
+def _write_outputs(out: Path, b: Budget, budget: str, ckpts, onnx_paths, parity, evals, bench, seed,
+                   total_minutes: float) -> Path:
+    from distill.metrics import plot_ced
+    from distill.report import (check_claims, machine_description, plot_training_curves, write_report,
+                                write_results_json)
+
+    subset_names = ["pose", "expression", "illumination", "makeup", "occlusion", "blur"]
+    models = []
+    for name in MODEL_NAMES:
+        e, row, facts = evals[name], bench[name]["row"], bench[name]["facts"]
+        models.append({
+            "name": name, "params": int(facts["params"]), "bytes": int(facts["bytes"]), "gflops": float(facts["gflops"]),
+            "faces_per_s": float(row.get("e2e_ort_faces_s") or float("nan")),
+            "latency_ms": float(row.get("e2e_ort_ms_p50") or float("nan")),
+            "nme": e["nme"], "fr@0.10": e["fr@0.10"], "auc@0.10": e["auc@0.10"],
+            "fr@0.08": e.get("fr@0.08"), "auc@0.08": e.get("auc@0.08"),
+            "stability": e.get("stability", float("nan")), "jitter": e.get("jitter"),
+            "subsets": {s: e[f"nme/{s}"] for s in subset_names if f"nme/{s}" in e},
+            "onnx_max_diff_px": parity.get(name, float("nan")),
+            "onnx_bytes": onnx_paths[name].stat().st_size,
+            "ckpt": str(Path(ckpts[name]).relative_to(out)), "onnx": str(onnx_paths[name].relative_to(out)),
+        })
+    by_name = {m["name"]: m for m in models}
+    claims = check_claims(by_name)
+    info = {"budget": budget, "seed": "recipe" if seed is None else seed, "num_train": b.num_train,
+            "num_test": b.num_test, "image_size": 128, "machine": machine_description(),
+            "total_minutes": total_minutes}
+
+    images = {}
+    plot_ced({n: torch.tensor(evals[n]["per_image_nme"]) for n in MODEL_NAMES}, out / "ced.png")
+    images["CED curves (test set)"] = "ced.png"
+    plot_training_curves({n: _metrics_csv(ckpts[n]) for n in MODEL_NAMES}, out / "training_curves.png")
+    images["Training curves"] = "training_curves.png"
+    _hard_faces_grid(out / "hard_faces.png", out / "data", {n: out / "models" / f"{n}.onnx" for n in
+                                                           ("teacher", "student_from_teacher", "regressor_wing")})
+    images["Predictions (blue) vs truth (green) on hard test faces: teacher, student_from_teacher, regressor_wing"] = \
+        "hard_faces.png"
+    write_results_json(out, models, {"claims": claims, "info": info})
+    return write_report(out, models, claims, subset_names, info, images)
+
+
+def _metrics_csv(ckpt: Path) -> Path | None:
+    hits = sorted(Path(ckpt).parent.rglob("metrics.csv"))
+    return hits[-1] if hits else None
+
+
+def _hard_faces_grid(png: Path, data_root: Path, models: dict[str, Path], per_model: int = 6) -> None:
+    """Rows: models; columns: the first test faces that carry pose or occlusion flags."""
+    import cv2
+
+    from distill.data.formats import load_samples
+    from distill.data.show import draw_grid, write_png
+    from distill.inference import LandmarkPredictor
+    from distill.data.transforms import box_from_points
+
+    test, _ = load_samples("synthface", data_root, split="test")
+    hard = [s for s in test if s.attributes.get("pose") or s.attributes.get("occlusion")][:per_model] or test[:per_model]
+    images, truth, preds = [], [], []
+    for name, path in models.items():
+        predictor = LandmarkPredictor(path)
+        for s in hard:
+            img = cv2.imread(str(s.image_path))
+            box = s.box if s.box is not None else box_from_points(s.points)
+            face = predictor.predict(img, [box])[0]
+            images.append(img)
+            truth.append(s.points)
+            preds.append(face.points)
+    grid = draw_grid(images, truth, None, cols=len(hard), points2_list=preds)
+    write_png(png, grid)
+
+
+def budget_table() -> str:
+    return "\n".join(f"{k}: {asdict(v)}" for k, v in BUDGETS.items())
