@@ -42,6 +42,7 @@ class BackgroundConfig:
     prob: chance that an image gets a new background (0 disables the augmentation).
     folder: optional folder of background images (searched recursively); each draw picks uniformly
         among the procedural ``families`` (SynthFace's, see ``BACKGROUNDS``) and, when given, the folder.
+    families: the procedural families drawn from (SynthFace's: gradient, texture, clutter, faces).
     feather_px: half-width in image pixels of the band where face and background blend.
     harmonise: move the background's colour statistics part of the way to the face's.
     forehead: how far above the brows the landmark mask reaches, as a fraction of the

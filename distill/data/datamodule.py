@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from distill.data.augment import AugmentConfig
+from distill.data.background import BackgroundConfig
 from distill.data.dataset import LandmarkDataset
 from distill.data.formats import Sample
 from distill.data.schema import SCHEMAS, LandmarkSchema, get_schema
@@ -48,6 +49,13 @@ class DataConfig:
     max_samples: keep only the first N samples of each loaded split (tests, smoke runs).
     unlabelled_root: a folder of extra images without labels (distillation); unlabelled_fraction is
         the share of the training set they make up (0.5 = as many as labelled images), at most all.
+    target_schema: train on points derived from the data's: "five" = eye centres, nose tip, mouth
+        corners from 68/98 points (the cascade's stage 1); None = the data's own points.
+    pose_balance: draw training samples so every yaw bin (data.sampling.DEFAULT_EDGES) is equally
+        frequent; the data's own yaw when it has one (SynthFace), else estimated from 68/98 points.
+    background: background replacement of training images (prob 0 = off); see data.background.
+    align_with: path to a 5-point stage-1 checkpoint: every split is cut by aligned_crop_matrix of
+        stage 1's own predictions (the cascade's stage 2); augmentation applies on top. None = box crops.
     """
 
     format: str = "synthface"
@@ -69,10 +77,21 @@ class DataConfig:
     max_samples: int | None = None
     unlabelled_root: str | None = None
     unlabelled_fraction: float = 0.5
+    target_schema: str | None = None
+    pose_balance: bool = False
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    align_with: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(**self.augment)
+        if isinstance(self.background, dict):
+            self.background = BackgroundConfig(**self.background)
+        if self.target_schema is not None:
+            try:
+                get_schema(self.target_schema)
+            except DataError as e:
+                raise ConfigError(f"data.target_schema: {e}") from None
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction: expected a fraction in [0, 1), got {self.val_fraction!r}")
         if not 0.0 <= self.unlabelled_fraction < 1.0:
@@ -179,8 +198,10 @@ class LandmarkDataModule(pl.LightningDataModule):
 
     samples: pre-loaded Samples per split ("train", "val", "test", "unlabelled"), used instead of
         reading cfg.root (tests, or callers that already hold samples).
-    train_sampler_factory: ``f(train_samples) -> Sampler`` of indices for the training set (e.g.
-        pose-balanced); default: a seeded shuffle.
+    train_sampler_factory: ``f(train_samples) -> Sampler`` of indices for the training set; default:
+        pose-balanced when ``cfg.pose_balance``, else a seeded shuffle.
+
+    ``schema`` is the schema of the items (``cfg.target_schema`` when set), ``source_schema`` the data's.
     """
 
     def __init__(self, cfg: DataConfig, samples: dict[str, list[Sample]] | None = None,
@@ -189,7 +210,9 @@ class LandmarkDataModule(pl.LightningDataModule):
         self.cfg = cfg
         self.train_sampler_factory = train_sampler_factory
         self._given = dict(samples) if samples is not None else None
-        self.schema: LandmarkSchema | None = get_schema(cfg.schema) if cfg.schema else None
+        self.source_schema: LandmarkSchema | None = get_schema(cfg.schema) if cfg.schema else None
+        self.schema: LandmarkSchema | None = None
+        self._set_schema()
         self.train_dataset: LandmarkDataset | None = None
         self.val_dataset: LandmarkDataset | None = None
         self.test_dataset: LandmarkDataset | None = None
@@ -209,10 +232,23 @@ class LandmarkDataModule(pl.LightningDataModule):
             samples = samples[: self.cfg.max_samples]
         return samples
 
-    def _dataset(self, samples: list[Sample], augment: AugmentConfig | None) -> LandmarkDataset:
+    def _set_schema(self, samples: list[Sample] | None = None) -> None:
+        if self.source_schema is None and samples is not None:
+            self.source_schema = infer_schema(samples)
+        if self.source_schema is not None:
+            self.schema = get_schema(self.cfg.target_schema) if self.cfg.target_schema else self.source_schema
+
+    def _dataset(self, samples: list[Sample], augment: AugmentConfig | None,
+                 background: BackgroundConfig | None = None) -> LandmarkDataset:
         c = self.cfg
-        return LandmarkDataset(samples, self.schema, c.crop_size, heatmap_size=c.heatmap_size, sigma=c.sigma,
-                               augment=augment, seed=c.seed, margin=c.margin, hidden_weight=c.hidden_weight)
+        align = None
+        if c.align_with:
+            from distill.models.cascade import stage1_align_matrices
+
+            align = stage1_align_matrices(c.align_with, samples, self.source_schema, c.crop_size)
+        return LandmarkDataset(samples, self.source_schema, c.crop_size, heatmap_size=c.heatmap_size, sigma=c.sigma,
+                               augment=augment, seed=c.seed, margin=c.margin, hidden_weight=c.hidden_weight,
+                               target_schema=self.schema, background=background, align=align)
 
     def setup(self, stage: str | None = None) -> None:
         c = self.cfg
@@ -224,13 +260,13 @@ class LandmarkDataModule(pl.LightningDataModule):
                 train, val = hold_out(train, c.val_fraction)
             if not train and stage in (None, "fit"):
                 raise DataError(f"{c.root or 'given samples'}: no training samples (split {c.train_split!r})")
-            self.schema = self.schema or infer_schema(train + val)
+            self._set_schema(train + val)
             extra = self._unlabelled(len(train))
-            self.train_dataset = self._dataset(train + extra, c.augment)
+            self.train_dataset = self._dataset(train + extra, c.augment, c.background)
             self.val_dataset = self._dataset(val, None)
         if stage in (None, "test", "predict") and self.test_dataset is None:
             test = self._load(c.test_split, "test")
-            self.schema = self.schema or infer_schema(test)
+            self._set_schema(test)
             self.test_dataset = self._dataset(test, None)
 
     def _unlabelled(self, num_labelled: int) -> list[Sample]:
@@ -262,7 +298,12 @@ class LandmarkDataModule(pl.LightningDataModule):
         if self.train_dataset is None:
             self.setup("fit")
         ds = self.train_dataset
-        base = self.train_sampler_factory(ds.samples) if self.train_sampler_factory is not None else None
+        factory = self.train_sampler_factory
+        if factory is None and self.cfg.pose_balance:
+            from distill.data.sampling import make_pose_balanced_sampler
+
+            factory = lambda samples: make_pose_balanced_sampler(samples, seed=self.cfg.seed)  # noqa: E731
+        base = factory(ds.samples) if factory is not None else None
         # a resumed fit asks for the loader (and its workers prefetch) before Lightning calls set_epoch,
         # so start at the trainer's epoch, not at 0
         epoch = self.trainer.current_epoch if self.trainer is not None else 0

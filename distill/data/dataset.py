@@ -8,6 +8,15 @@ photometric + occlusion on the crop, then heatmap targets. Because the randomnes
 Unlabelled images (distillation extras) are Samples whose points are None or all NaN: they give
 points of 0, weights of 0 and ``labelled`` False; their box is the Sample's box or, when that is
 None too, the whole image.
+
+Three practice switches (all off by default; benchmarks/practice_study.py measures what each buys):
+  target_schema: train on points derived from the data's own, e.g. "five" from 68 (eye centres,
+      nose tip, mouth corners via ``LandmarkSchema.to_five``) for the cascade's stage 1.
+  background: a BackgroundConfig; with probability ``prob`` the face is pasted onto a new background
+      on the FULL image, before the crop warp, so the crop's border context is new too.
+  align: (N, 2, 3) image -> crop matrices that replace the box crop (the cascade's stage 2 is
+      trained on crops aligned by stage 1's own predictions); augmentation is applied on top, about
+      the crop centre, exactly as it would be about the box centre.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from distill.data.augment import AugmentConfig, occlude, photometric
+from distill.data.background import BackgroundConfig, apply_background
 from distill.data.formats import Sample
 from distill.data.schema import LandmarkSchema, get_schema
 from distill.data.transforms import box_from_points, crop_matrix, heatmap_targets, to_tensor, transform_points, warp
@@ -37,6 +47,24 @@ def read_image(path: str | Path) -> np.ndarray:
     return image
 
 
+def derive_points(points: np.ndarray, vis: np.ndarray, source: LandmarkSchema,
+                  target: LandmarkSchema) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 2) points + (K,) visibility of ``source`` -> those of ``target`` (identity when equal).
+
+    The only derivation is to a 5-point schema through ``source.five_point`` groups: a derived point
+    is the mean of its group (NaN when any member is unknown) and visible when at least half of its
+    group is. Averaging commutes with affine maps, so deriving before the crop warp is exact.
+    """
+    if target is source or target.name == source.name:
+        return points, vis
+    if target.num_points != 5 or source.five_point is None:
+        raise DataError(f"cannot derive {target.name!r} points from {source.name!r} "
+                        f"(only 5-point targets from schemas with five_point groups)")
+    derived = source.to_five(points)  # (5, 2); a NaN member makes its mean NaN
+    five_vis = np.array([float(vis[list(g)].mean() >= 0.5) for g in source.five_point], np.float32)
+    return derived, five_vis
+
+
 def image_box(height: int, width: int, margin: float) -> np.ndarray:
     """The box whose crop (side * (1 + margin)) is exactly the image's longer side, centred."""
     side = max(height, width) / (1.0 + margin)
@@ -51,6 +79,11 @@ class LandmarkDataset(Dataset):
     sigma: Gaussian std in heatmap px. augment: AugmentConfig or None (plain box crop).
     seed: base of the per-item generator. margin: context around the box (0.25 = 25% of its side).
     hidden_weight: weight of hidden points in hm_weight / pt_weight (1.0: trained like visible ones).
+    target_schema: the schema of the items' points when it differs from the samples' (``schema``):
+        "five" derives 5 points (see :func:`derive_points`). ``self.schema`` is the items' schema.
+    background: BackgroundConfig (or None): background replacement before the crop warp; the mask is
+        ``attributes["mask"]`` when the sample has one, else the landmark hull.
+    align: (N, 2, 3) image -> crop matrices used instead of the box crop (or None).
 
     dataset[i] uses the epoch set by set_epoch; dataset[(epoch, i)] names the epoch explicitly, which
     is what the DataModule's sampler does so worker processes never hold a stale epoch.
@@ -58,9 +91,16 @@ class LandmarkDataset(Dataset):
 
     def __init__(self, samples: list[Sample], schema: LandmarkSchema | str, crop_size: int,
                  heatmap_size: int | None = None, sigma: float = 1.0, augment: AugmentConfig | None = None,
-                 seed: int = 0, margin: float = 0.25, hidden_weight: float = 1.0):
+                 seed: int = 0, margin: float = 0.25, hidden_weight: float = 1.0,
+                 target_schema: LandmarkSchema | str | None = None, background: BackgroundConfig | None = None,
+                 align: np.ndarray | None = None):
         self.samples = list(samples)
-        self.schema = get_schema(schema)
+        self.source_schema = get_schema(schema)
+        self.schema = get_schema(target_schema) if target_schema is not None else self.source_schema
+        self.background = background if background is not None and background.prob > 0 else None
+        self.align = None if align is None else np.asarray(align, dtype=np.float64)
+        if self.align is not None and self.align.shape != (len(self.samples), 2, 3):
+            raise DataError(f"align: expected ({len(self.samples)}, 2, 3) crop matrices, got {self.align.shape}")
         self.crop_size = int(crop_size)
         self.heatmap_size = None if heatmap_size is None else int(heatmap_size)
         self.sigma = float(sigma)
@@ -69,11 +109,12 @@ class LandmarkDataset(Dataset):
         self.margin = float(margin)
         self.hidden_weight = float(hidden_weight)
         self.epoch = 0
-        k = self.schema.num_points
+        k = self.source_schema.num_points
         for s in self.samples:
             if s.points is not None and np.asarray(s.points).shape != (k, 2):
                 raise DataError(f"{s.image_path}: {np.asarray(s.points).shape[0]} points, "
-                                f"schema {self.schema.name!r} expects {k}")
+                                f"schema {self.source_schema.name!r} expects {k}")
+        derive_points(np.zeros((k, 2)), np.ones(k, np.float32), self.source_schema, self.schema)  # fail early
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -93,21 +134,26 @@ class LandmarkDataset(Dataset):
         image -> crop, norm float (crop px; 1.0 when unlabelled), labelled bool, flipped bool.
         """
         sample = self.samples[index]
-        k, size, aug = self.schema.num_points, self.crop_size, self.augment
+        k, size, aug = self.source_schema.num_points, self.crop_size, self.augment
         rng = self.rng(index, epoch)
         image = read_image(sample.image_path)
 
-        points = np.full((k, 2), np.nan) if sample.points is None else np.asarray(sample.points, np.float64)
-        known = np.isfinite(points).all(axis=1)  # (K,)
-        labelled = bool(known.any())
+        source = np.full((k, 2), np.nan) if sample.points is None else np.asarray(sample.points, np.float64)
+        labelled = bool(np.isfinite(source).all(axis=1).any())
         vis = np.ones(k, np.float32) if sample.visibility is None else np.asarray(sample.visibility, np.float32)
-        vis = np.where(known, vis, 0.0).astype(np.float32)
+        vis = np.where(np.isfinite(source).all(axis=1), vis, 0.0).astype(np.float32)
         if sample.box is not None:
             box = np.asarray(sample.box, np.float64)
         elif labelled:
-            box = box_from_points(points).astype(np.float64)
+            box = box_from_points(source).astype(np.float64)
         else:
             box = image_box(image.shape[0], image.shape[1], self.margin)
+        points, vis = derive_points(source, vis, self.source_schema, self.schema)  # (K', 2), (K',)
+        known = np.isfinite(points).all(axis=1)  # (K',)
+        vis = np.where(known, vis, 0.0).astype(np.float32)
+
+        if self.background is not None:
+            image = self._replace_background(image, source, sample, index, epoch)
 
         # geometry: always draw in this order so every option keeps its own random stream position
         flip = bool(rng.random() < aug.flip_prob)
@@ -115,7 +161,14 @@ class LandmarkDataset(Dataset):
         rotation = float(rng.uniform(-aug.rotation_deg, aug.rotation_deg))
         shift = tuple(rng.uniform(-aug.shift, aug.shift, size=2))
         try:
-            matrix = crop_matrix(box, size, self.margin, scale, rotation, shift, flip)
+            if self.align is None:
+                matrix = crop_matrix(box, size, self.margin, scale, rotation, shift, flip)
+            else:
+                # the same augmentation about the aligned crop's centre: crop_matrix of the crop's own
+                # square with no margin is the identity, so this is "augment the aligned crop"
+                square = (-0.5, -0.5, size - 0.5, size - 0.5)
+                aug_m = crop_matrix(square, size, 0.0, scale, rotation, shift, flip)  # (2, 3) crop -> crop
+                matrix = (np.vstack([aug_m, [0, 0, 1]]) @ np.vstack([self.align[index], [0, 0, 1]]))[:2]
         except DataError as e:
             raise DataError(f"{sample.image_path}: {e}") from None
 
@@ -139,6 +192,20 @@ class LandmarkDataset(Dataset):
                 norm = gain * float(np.sqrt(max(box[2] - box[0], 1e-6) * max(box[3] - box[1], 1e-6)))
         return {"image": crop, "points": pts.astype(np.float32), "visibility": vis, "matrix": matrix,
                 "norm": float(norm), "labelled": labelled, "flipped": flip, "known": known}
+
+    def _replace_background(self, image: np.ndarray, points: np.ndarray, sample: Sample, index: int,
+                            epoch: int | None) -> np.ndarray:
+        """Background replacement on the full image; the data set's mask when it has one, else the hull
+        of the (source schema's) landmarks; images with neither are left alone."""
+        mask = (sample.attributes or {}).get("mask")
+        if mask is None and np.isfinite(points).all(axis=1).sum() < 3:
+            return image
+        # its own stream, so switching the background on leaves every other draw of the item unchanged
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else int(epoch), int(index), 1])
+        try:
+            return apply_background(image, points, mask, self.background, rng)
+        except DataError as e:
+            raise DataError(f"{sample.image_path}: {e}") from None
 
     def __getitem__(self, key) -> dict[str, torch.Tensor]:
         epoch, index = key if isinstance(key, tuple) else (None, key)

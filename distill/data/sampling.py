@@ -98,9 +98,17 @@ class PoseBalancedSampler(Sampler[int]):
 
 def sample_weights(samples, edges: Sequence[float] = DEFAULT_EDGES, strength: float = 1.0,
                    image_size: tuple[float, float] | None = None) -> np.ndarray:
-    """(N,) balanced weights of a list of Samples, from their (given or estimated) yaw."""
-    yaws = pose_from_samples(samples, image_size=image_size)[:, 0]  # (N,)
-    return balanced_weights(pose_bins(yaws, edges), strength)
+    """(N,) balanced weights of a list of Samples, from their (given or estimated) yaw.
+
+    Unlabelled samples (points None: distillation extras) have no pose; they form one extra bin of
+    their own, so they keep a bin's share instead of breaking the estimate.
+    """
+    labelled = np.array([s.points is not None for s in samples], dtype=bool)
+    bins = np.full(len(samples), len(edges) - 1, dtype=np.int64)  # the extra bin, past the yaw bins
+    if labelled.any():
+        yaws = pose_from_samples([s for s, ok in zip(samples, labelled) if ok], image_size=image_size)[:, 0]
+        bins[labelled] = pose_bins(yaws, edges)
+    return balanced_weights(bins, strength)
 
 
 def make_pose_balanced_sampler(samples, seed: int = 0, num_samples: int | None = None,

@@ -99,6 +99,27 @@ def load_predictor(path: str | Path) -> Predictor:
 # The split scored when none is named: each format's test set (one-file formats are their own split).
 DEFAULT_TEST_SPLIT = {"synthface": "test", "300w": "full", "cofw": "test", "aflw": "test"}
 
+def predict_samples(predictor: Predictor, samples: list, batch_size: int = 32, workers: int = 0) -> dict:
+    """Run ``predictor`` on the plain box crops of ``samples`` (no augmentation).
+
+    Returns tensors in crop pixels: pred (N, K, 2), points (N, K, 2) ground truth, norm (N,) the NME
+    normaliser, subsets (N, A) bool attribute flags, matrix (N, 2, 3) image -> crop.
+    """
+    from torch.utils.data import DataLoader
+
+    from distill.data.dataset import LandmarkDataset
+
+    dataset = LandmarkDataset(samples, predictor.schema, predictor.input_size, None, augment=None,
+                              margin=predictor.margin)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    out: dict[str, list] = {"pred": [], "points": [], "norm": [], "subsets": [], "matrix": []}
+    for batch in loader:
+        out["pred"].append(predictor.predict(batch["image"]).float())  # (B, K, 2) crop px
+        for key in ("points", "norm", "subsets", "matrix"):
+            out[key].append(batch[key])
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
 def evaluate(model_path: str | Path, data, fmt: str = "auto", split: str | None = "auto", batch_size: int = 32,
              json_out: str | Path | None = None, ced: str | Path | None = None, max_samples: int = 0,
              workers: int = 0) -> dict:
@@ -108,9 +129,6 @@ def evaluate(model_path: str | Path, data, fmt: str = "auto", split: str | None 
     split: a split name, "auto" (:data:`DEFAULT_TEST_SPLIT`) or None / "none" (the whole file or folder).
     Crops are the plain box crops (no augmentation) at the model's input size.
     """
-    from torch.utils.data import DataLoader
-
-    from distill.data.dataset import LandmarkDataset
     from distill.data.formats import guess_format, load_samples
     from distill.metrics import LandmarkNME
 
@@ -129,13 +147,9 @@ def evaluate(model_path: str | Path, data, fmt: str = "auto", split: str | None 
         samples = samples[:max_samples]
     if not samples:
         raise DataError(f"{data}: no labelled samples to evaluate (format {fmt}, split {split})")
-    dataset = LandmarkDataset(samples, predictor.schema, predictor.input_size, None, augment=None,
-                              margin=predictor.margin)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    pred = predict_samples(predictor, samples, batch_size=batch_size, workers=workers)
     metric = LandmarkNME(predictor.schema)
-    for batch in loader:
-        pred = predictor.predict(batch["image"])  # (B, K, 2) crop px
-        metric.update(pred.float(), batch["points"], subsets=batch["subsets"], norm=batch["norm"])
+    metric.update(pred["pred"], pred["points"], subsets=pred["subsets"], norm=pred["norm"])
     results = metric.compute()
     out = {k: (float(v) if not isinstance(v, int) else v) for k, v in results.items() if not isinstance(v, torch.Tensor)}
     out["model"], out["data"], out["split"] = str(model_path), str(data), split

@@ -151,7 +151,9 @@ def make_loggers(cfg: RecipeConfig, run_dir: Path) -> list:
     kind = cfg.logging.logger
     if kind == "none":
         return []
-    loggers = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
+    # one CSV per session (csv/0, csv/1 after a resume...): Lightning would overwrite an existing metrics.csv
+    session = len(list((run_dir / "csv").glob("*"))) if (run_dir / "csv").is_dir() else 0
+    loggers = [CSVLogger(save_dir=str(run_dir), name="csv", version=str(session))]
     if kind in ("wandb", "wandb_online"):
         from lightning.pytorch.loggers import WandbLogger
 

@@ -10,6 +10,7 @@ import torch
 
 from distill.checkpoint import load_model
 from distill.cli import main
+from distill.config import load_recipe
 from distill.recipes import list_recipes
 from tests.training.helpers import shrink
 
@@ -19,7 +20,7 @@ ORDER = sorted(SYNTH, key=lambda n: ("_from_" in n, n))
 
 
 def model_family(name: str) -> str:
-    return "convdw" if "regressor" in name else "hourglass"
+    return "hourglass" if load_recipe(name).model.name.startswith("hourglass") else "convdw"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_recipe_trains_and_writes_a_complete_run(runs, name):
     assert ckpt["distill"]["recipe_name"] == name
     assert all(not k.startswith("teacher") for k in ckpt["state_dict"])
     model, info = load_model(run / "best.ckpt")
-    assert info["output_kind"] == ("coords" if "regressor" in name else "heatmap")
+    assert info["output_kind"] == ("heatmap" if model_family(name) == "hourglass" else "coords")
     if "_from_" in name:
         assert info["teacher"]["sha256"] and info["teacher"]["path"].endswith(".ckpt")
 
@@ -74,3 +75,17 @@ def test_dry_run_builds_without_training(runs, synth_root, tmp_path, capsys):
     assert main(["train", "synthface/student_from_teacher", *args, "--dry-run"]) == 0
     assert "loss_feat" in capsys.readouterr().out
     assert not (out / "synthface" / "student_from_teacher" / "dry").exists()
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_eval_scores_an_exported_model_like_its_checkpoint(runs, synth_root, tmp_path, fmt):
+    from distill.export import export
+    from distill.training import evaluate
+
+    ckpt = runs["synthface/student"] / "best.ckpt"
+    out = tmp_path / ("m.onnx" if fmt == "onnx" else "m.pt")
+    export(ckpt, fmt, out, log=lambda *a, **k: None)
+    a = evaluate(ckpt, synth_root, fmt="synthface")
+    b = evaluate(out, synth_root, fmt="synthface")  # the PREDICTORS entry for the file's suffix
+    assert b["count"] == a["count"] == 8
+    assert b["nme"] == pytest.approx(a["nme"], abs=1e-4)
