@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from distill import __version__
-from distill.errors import ConfigError, DataError
+from distill.errors import ConfigError, DataError, ExportError
 
 
 # ----------------------------------------------------------------------------- data
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         COMMANDS[args.command][2](args)
-    except (DataError, ConfigError, FileNotFoundError) as e:
+    except (DataError, ConfigError, ExportError, FileNotFoundError) as e:
         print(f"distill {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -11,3 +11,7 @@ class DataError(ValueError):
 
 class ConfigError(ValueError):
     """A recipe or override that does not fit the typed recipe schema."""
+
+
+class ExportError(RuntimeError):
+    """The exported graph does not reproduce the model (parity check failed); nothing was written."""

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from distill import __version__
+from distill.errors import ExportError  # re-exported: distill.export.ExportError
 from distill.checkpoint import file_sha256, load_model, schema_from_plain
 from distill.data.transforms import PIXEL_MEAN, PIXEL_STD
 from distill.decode import decode_heatmaps, heatmap_to_crop, normalised_to_crop
@@ -49,10 +50,6 @@ PARITY_TOL_PX = 1e-3
 DEFAULT_MARGIN = 0.25       # crop_matrix's default: the crop side is max(w, h) * (1 + margin)
 TORCHSCRIPT_META = "distill_metadata.json"   # extra file inside a TorchScript archive
 FORMATS = ("onnx", "torchscript")
-
-
-class ExportError(RuntimeError):
-    """The exported graph does not reproduce the model (parity check failed)."""
 
 
 # ----------------------------------------------------------------------------- the exported module
@@ -307,7 +304,8 @@ def _tmp_name(out: Path, suffix: str = "") -> Path:
 
 
 def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, int8: bool = False, opset: int = 18,
-           calib_data=None, check: bool = True, num_check: int = 8, num_calib: int = 64, log=print) -> ExportResult:
+           calib_data=None, check: bool = True, num_check: int = 8, num_calib: int = 64, log=print,
+           tol_px: float = PARITY_TOL_PX) -> ExportResult:
     """Export a checkpoint to ONNX or TorchScript (see module docstring) -> :class:`ExportResult`.
 
     calib_data: a data folder (SynthFace / 300W layout: parity and calibration crops come from it, and
@@ -358,9 +356,9 @@ def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, i
                                                          lambda c: run_torch(traced, c), crops)
         for runtime, diff in result.parity_px.items():
             log(f"parity {runtime} vs torch: max difference {diff:.2e} crop px on {where}")
-            if not diff <= PARITY_TOL_PX:
+            if not diff <= tol_px:
                 raise ExportError(f"{ckpt}: {runtime} output differs from torch by {diff:.3g} crop px "
-                                  f"(> {PARITY_TOL_PX}) on {where}; nothing written")
+                                  f"(> {tol_px}) on {where}; nothing written")
         if int8:
             from distill.quantize import quantize_onnx
 
