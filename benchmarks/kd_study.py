@@ -10,8 +10,8 @@ counts the scratch steps too) and is scored on the SynthFace test split (NME, in
     teacher           synthface/teacher (trained once, seed 0)
     scratch           synthface/student: ground truth only        (ablation: GT only)
     kd_out            + output KD (FPD: MSE to the teacher's last-stack heatmaps)
-    kd_feat           + feature KD (hints on the recipe's tap pairs)
-    kd_both           + both (= the shipped synthface/student_from_teacher recipe)
+    kd_feat           + feature KD (hints on the recipe's tap pairs) = the shipped student_from_teacher
+    kd_both           + both
     fpd_finetune      scratch for half the steps, then the shipped KD recipe for the other half
     semi_scratch      only the small labelled subset, ground truth
     semi_kd           the labelled subset + the rest of the training images WITHOUT labels, shipped KD recipe
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -43,18 +42,19 @@ BUDGETS = {
     "small": dict(faces=1000, test=200, teacher_steps=500, student_steps=500, labelled=100, val_every=250),
     "full": dict(faces=6000, test=600, teacher_steps=2000, student_steps=2000, labelled=500, val_every=500),
 }
+# ablation rows: the shipped KD recipe with the KD terms switched on / off (GT only = scratch)
 VARIANTS = {
     "scratch": ("synthface/student", []),
-    "kd_out": ("synthface/student_from_teacher", ["loss.w_feat=0"]),
-    "kd_feat": ("synthface/student_from_teacher", ["loss.w_out=0"]),
-    "kd_both": ("synthface/student_from_teacher", []),
+    "kd_out": ("synthface/student_from_teacher", ["loss.w_out=1", "loss.w_feat=0"]),
+    "kd_feat": ("synthface/student_from_teacher", ["loss.w_out=0", "loss.w_feat=1"]),
+    "kd_both": ("synthface/student_from_teacher", ["loss.w_out=1", "loss.w_feat=1"]),
 }
 
 
 def common(args, b: dict, data: Path, out: Path) -> list[str]:
     return [f"data.root={data}", f"output.root={out}", "logging.logger=none", "logging.progress=false",
             f"trainer.val_every_n_steps={b['val_every']}", f"trainer.accelerator={args.device}", "trainer.devices=1",
-            "data.val_fraction=0.1", f"data.num_workers={args.workers}"]
+            "data.val_fraction=0.1", f"data.num_workers={args.workers}", f"trainer.num_threads={args.threads}"]
 
 
 def run_and_score(recipe: str, overrides: list[str], data: Path) -> tuple[float, Path, float]:
@@ -65,15 +65,26 @@ def run_and_score(recipe: str, overrides: list[str], data: Path) -> tuple[float,
     return nme, run, seconds
 
 
-def unlabelled_folder(data: Path, labelled: int) -> Path:
-    """Links to the training images after the first ``labelled`` ones, without their .pts: the
-    'large unlabelled set' (the reader sorts files, so max_samples keeps exactly the first ones)."""
-    folder = data.parent / f"{data.name}_unlabelled_{labelled}"
+def unlabelled_folder(data: Path, labelled: int, work: Path, size: int = 128) -> Path:
+    """The 'large unlabelled set': every training face after the first ``labelled`` ones (the reader
+    sorts files, so data.max_samples keeps exactly the first ones), saved WITHOUT its points as the
+    crop a face detector would give (the face box plus the usual margin), so an unlabelled image is
+    framed like a labelled crop. The labels are only used here to stand in for that detector."""
+    from distill.data.formats import load_samples
+    from distill.data.transforms import box_from_points, crop_matrix, warp
+
+    folder = work / f"{data.name}_unlabelled_{labelled}"
     if not folder.is_dir():
-        folder.mkdir(parents=True)
-        images = sorted(p for p in (data / "train").iterdir() if p.suffix in (".png", ".jpg"))
-        for p in images[labelled:]:
-            os.symlink(p.resolve(), folder / p.name)
+        import cv2
+
+        tmp = folder.with_name(folder.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        samples, _ = load_samples("synthface", data, split="train")
+        for s in samples[labelled:]:
+            box = s.box if s.box is not None else box_from_points(s.points)
+            crop = warp(cv2.imread(str(s.image_path)), crop_matrix(box, size, 0.25), size)
+            cv2.imwrite(str(tmp / Path(s.image_path).name), crop)
+        tmp.rename(folder)
     return folder
 
 
@@ -85,11 +96,19 @@ def main(argv=None) -> dict:
     ap.add_argument("--work", default="benchmarks/kd_study_work", help="data and checkpoints go here")
     ap.add_argument("--out", default="benchmarks/kd_study.json")
     ap.add_argument("--workers", type=int, default=0, help="data loader workers")
-    ap.add_argument("--only", nargs="*", default=None, help="run only these rows (teacher is always trained)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core box)")
+    ap.add_argument("--only", nargs="*", default=None, help="run only these student rows (e.g. scratch kd_feat)")
+    ap.add_argument("--data", default=None, help="an existing SynthFace folder (default: generate one in --work)")
+    ap.add_argument("--teacher", default=None, help="reuse this teacher checkpoint instead of training one")
+    ap.add_argument("--student-steps", type=int, default=None, help="override the budget's student steps")
     args = ap.parse_args(argv)
-    b = BUDGETS[args.budget]
+    b = dict(BUDGETS[args.budget])
+    if args.student_steps:
+        b["student_steps"] = args.student_steps
     work = Path(args.work).resolve()
-    data = work / f"synthface_{b['faces']}"
+    data = Path(args.data).resolve() if args.data else work / f"synthface_{b['faces']}"
+    if args.data:
+        b["faces"] = sum(1 for p in (data / "train").iterdir() if p.suffix == ".pts")
     if not data.is_dir():
         from distill.data.synthface import generate
 
@@ -103,11 +122,15 @@ def main(argv=None) -> dict:
 
     results: dict[str, list[float]] = {}
     seconds: dict[str, float] = {}
-    t_nme, t_run, seconds["teacher"] = run_and_score("synthface/teacher", base + steps(b["teacher_steps"]) + ["seed=0"],
-                                                     data)
-    results["teacher"] = [t_nme]
-    teacher = [f"teacher.ckpt={t_run / 'best.ckpt'}"]
-    unlabelled = unlabelled_folder(data, b["labelled"])
+    if args.teacher:
+        t_ckpt, seconds["teacher"] = Path(args.teacher).resolve(), 0.0
+    else:
+        t = time.time()
+        t_ckpt = train("synthface/teacher", base + steps(b["teacher_steps"]) + ["seed=0"]) / "best.ckpt"
+        seconds["teacher"] = time.time() - t
+    results["teacher"] = [evaluate(t_ckpt, data, fmt="synthface", split="test")["nme"]]
+    teacher = [f"teacher.ckpt={t_ckpt}"]
+    unlabelled = unlabelled_folder(data, b["labelled"], work)
 
     for seed in range(args.seeds):
         s = [f"seed={seed}"]
@@ -117,13 +140,14 @@ def main(argv=None) -> dict:
                                               (teacher if "from_teacher" in recipe else []), data)
                 results.setdefault(name, []).append(nme)
                 seconds[name] = seconds.get(name, 0.0) + sec
-        if wanted("fpd_finetune"):
+        if wanted("fpd_finetune"):  # FPD: scratch first, then KD; the scratch steps count
             half = b["student_steps"] // 2
             _, first, sec1 = run_and_score("synthface/student", base + steps(half) + s, data)
             nme, _, sec2 = run_and_score("synthface/student_from_teacher", base + steps(b["student_steps"] - half) + s +
                                          teacher + [f"distill.student_init={first / 'best.ckpt'}"], data)
             results.setdefault("fpd_finetune", []).append(nme)
             seconds["fpd_finetune"] = seconds.get("fpd_finetune", 0.0) + sec1 + sec2
+        # max_samples keeps the first files (sorted), which unlabelled_folder leaves out
         semi = [f"data.max_samples={b['labelled']}"]
         if wanted("semi_scratch"):
             nme, _, sec = run_and_score("synthface/student", base + steps(b["student_steps"]) + s + semi, data)
@@ -137,7 +161,7 @@ def main(argv=None) -> dict:
             results.setdefault("semi_kd", []).append(nme)
             seconds["semi_kd"] = seconds.get("semi_kd", 0.0) + sec
 
-    report = summarise(results, seconds, b, args, t_run)
+    report = summarise(results, seconds, b, args, t_ckpt)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print_table(report)
@@ -155,7 +179,7 @@ def flops_ratio(teacher_ckpt: Path) -> float:
     return model_facts(student, student.input_size)["flops"] / model_facts(teacher, teacher.input_size)["flops"]
 
 
-def summarise(results: dict, seconds: dict, b: dict, args, teacher_run: Path) -> dict:
+def summarise(results: dict, seconds: dict, b: dict, args, teacher_ckpt: Path) -> dict:
     teacher = results["teacher"][0]
     rows = {}
     for name, values in results.items():
@@ -164,7 +188,7 @@ def summarise(results: dict, seconds: dict, b: dict, args, teacher_run: Path) ->
         rows[name] = {"nme": values, "mean": mean, "std": std, "vs_teacher": mean / teacher,
                       "seconds": seconds.get(name, 0.0)}
     return {"budget": args.budget, "device": args.device, "seeds": args.seeds, "settings": b,
-            "flops_ratio": flops_ratio(teacher_run / "best.ckpt"), "rows": rows}
+            "flops_ratio": flops_ratio(teacher_ckpt), "teacher": str(teacher_ckpt), "rows": rows}
 
 
 def print_table(report: dict) -> None:

@@ -84,6 +84,13 @@ class AugmentConfig:
         if self.occlusion_max_patches < 1 or not 0.0 < self.occlusion_max_size <= 1.0:
             raise ConfigError("augment.occlusion_max_patches must be >= 1 and occlusion_max_size in (0, 1]")
 
+    def is_off(self) -> bool:
+        """True when every crop is the plain box crop on every epoch (items can then be cached)."""
+        probs = (self.flip_prob, self.grayscale_prob, self.blur_prob, self.jpeg_prob, self.occlusion_prob)
+        amps = (self.rotation_deg, self.shift, self.color_jitter, self.contrast, self.brightness, self.noise_std)
+        return (all(p == 0 for p in probs) and all(x == 0 for x in amps) and tuple(self.scale) == (1.0, 1.0)
+                and tuple(self.gamma) == (1.0, 1.0))
+
     @classmethod
     def none(cls) -> AugmentConfig:
         """Everything off: the crop is the plain box crop (what evaluation sees)."""

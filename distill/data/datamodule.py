@@ -73,6 +73,9 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     batch_size: int = 32
     num_workers: int = 0
+    # keep finished items in memory when augmentation is off, so later epochs skip decoding, warping and
+    # targets; each DataLoader worker keeps its own copy, so use it with num_workers 0.
+    cache: bool = False
     seed: int = 0
     max_samples: int | None = None
     unlabelled_root: str | None = None
@@ -248,7 +251,7 @@ class LandmarkDataModule(pl.LightningDataModule):
             align = stage1_align_matrices(c.align_with, samples, self.source_schema, c.crop_size)
         return LandmarkDataset(samples, self.source_schema, c.crop_size, heatmap_size=c.heatmap_size, sigma=c.sigma,
                                augment=augment, seed=c.seed, margin=c.margin, hidden_weight=c.hidden_weight,
-                               target_schema=self.schema, background=background, align=align)
+                               target_schema=self.schema, background=background, align=align, cache=c.cache)
 
     def setup(self, stage: str | None = None) -> None:
         c = self.cfg

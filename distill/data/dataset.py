@@ -93,7 +93,7 @@ class LandmarkDataset(Dataset):
                  heatmap_size: int | None = None, sigma: float = 1.0, augment: AugmentConfig | None = None,
                  seed: int = 0, margin: float = 0.25, hidden_weight: float = 1.0,
                  target_schema: LandmarkSchema | str | None = None, background: BackgroundConfig | None = None,
-                 align: np.ndarray | None = None):
+                 align: np.ndarray | None = None, cache: bool = False):
         self.samples = list(samples)
         self.source_schema = get_schema(schema)
         self.schema = get_schema(target_schema) if target_schema is not None else self.source_schema
@@ -109,6 +109,9 @@ class LandmarkDataset(Dataset):
         self.margin = float(margin)
         self.hidden_weight = float(hidden_weight)
         self.epoch = 0
+        # Without augmentation an item is the same every epoch: keep it (index -> item) instead of decoding,
+        # warping and rendering targets again. In a DataLoader worker the cache is that worker's own.
+        self._cache = {} if cache and self.augment.is_off() and self.background is None else None
         k = self.source_schema.num_points
         for s in self.samples:
             if s.points is not None and np.asarray(s.points).shape != (k, 2):
@@ -209,6 +212,8 @@ class LandmarkDataset(Dataset):
 
     def __getitem__(self, key) -> dict[str, torch.Tensor]:
         epoch, index = key if isinstance(key, tuple) else (None, key)
+        if self._cache is not None and int(index) in self._cache:
+            return self._cache[int(index)]
         c = self.crop(int(index), epoch)
         known, vis = c["known"], c["visibility"]
         # per-point weight for coordinate losses: unknown points 0, hidden ones hidden_weight
@@ -231,4 +236,6 @@ class LandmarkDataset(Dataset):
                                                   self.hidden_weight)
             item["heatmaps"] = torch.from_numpy(heatmaps)  # (K, h, h)
             item["hm_weight"] = torch.from_numpy(hm_weight)  # (K,)
+        if self._cache is not None:
+            self._cache[int(index)] = item
         return item

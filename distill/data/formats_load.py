@@ -43,21 +43,22 @@ def read_synthface(root: Path, schema, split, strict, report, images_root=None) 
     return read_300w(folder, None, schema, strict, report)
 
 
-def _split_file(fmt: str, root: Path, split: str | None, official: str) -> Path:
-    """A data set folder + a split -> that split's annotation file (WFLW and HRNet's AFLW keep one per split)."""
+def _split_file(fmt: str, path: Path, split: str | None, official: str) -> Path:
+    """The annotation file to read: ``path`` itself, or for a data set folder + a split that split's file
+    (WFLW and HRNet's AFLW keep one per split)."""
+    if not path.is_dir():
+        _no_split(fmt, path, split)
+        return path
     if split is None:
-        raise DataError(f"{root}: a {fmt} folder needs a split (or pass the annotation file itself)")
-    found = sorted(root.rglob(official.format(split=split)))
+        raise DataError(f"{path}: a {fmt} folder needs a split (or pass the annotation file itself)")
+    found = sorted(path.rglob(official.format(split=split)))
     if not found:
-        raise DataError(f"{root}: no {official.format(split=split)} inside for split {split!r}")
+        raise DataError(f"{path}: no {official.format(split=split)} inside for split {split!r}")
     return found[0]
 
 
 def _read_wflw(path, schema, split, strict, report, images_root):
-    if path.is_dir():
-        path = _split_file("wflw", path, split, "list_98pt_rect_attr_{split}.txt")
-    else:
-        _no_split("wflw", path, split)
+    path = _split_file("wflw", path, split, "list_98pt_rect_attr_{split}.txt")
     return read_wflw(path, images_root, strict, report)
 
 
@@ -70,10 +71,7 @@ def _read_aflw(path, schema, split, strict, report, images_root):
 
 
 def _read_aflw_csv(path, schema, split, strict, report, images_root):
-    if path.is_dir():
-        path = _split_file("aflw_csv", path, split, "face_landmarks_aflw_{split}.csv")
-    else:
-        _no_split("aflw_csv", path, split)
+    path = _split_file("aflw_csv", path, split, "face_landmarks_aflw_{split}.csv")
     return read_aflw_csv(path, images_root, strict, report)
 
 

@@ -33,6 +33,29 @@ def conv_bn_relu6(cin: int, cout: int, kernel: int, stride: int = 1, groups: int
     return nn.Sequential(*conv_bn(cin, cout, kernel, stride, groups), nn.ReLU6(inplace=True))
 
 
+def build_body(model: RegressorBase, config, conv_act, make_block) -> None:
+    """The layout both regressors share: a 3x3 stride-2 stem (`conv_act`), stages whose first block strides
+    2, a final 1x1 `conv_act` widening the last stage to `last_channels` before pooling, and the head.
+    `make_block(cin, cout, stride, stage, index)` builds one block of a stage."""
+    model._setup(config)
+    m = config.width_mult
+    cin = scale_width(config.stem_channels, m)
+    model.stem = conv_act(3, cin, 3, stride=2)
+    model._channels.append(cin)
+    model.stages = nn.ModuleList()
+    last = len(config.stage_channels) - 1
+    for s, (c, n) in enumerate(zip(config.stage_channels, config.stage_blocks)):
+        cout = scale_width(c, m)  # a multiple of 8, so ShuffleNetV2's halves are whole
+        blocks = [make_block(cin if i == 0 else cout, cout, 2 if i == 0 else 1, s, i) for i in range(n)]
+        if s == last:
+            blocks.append(conv_act(cout, scale_width(config.last_channels, m), 1))
+            cout = scale_width(config.last_channels, m)
+        model.stages.append(nn.Sequential(*blocks))
+        model._channels.append(cout)
+        cin = cout
+    model.head = CoordinateHead(cin, config.num_points)
+
+
 # --- MobileNetV2 -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -70,25 +93,9 @@ class MobileNetV2Regressor(RegressorBase):
     def __init__(self, config: MobileNetV2Config | None = None):
         super().__init__()
         config = config or MobileNetV2Config()
-        self._setup(config)
-        m = config.width_mult
-        cin = scale_width(config.stem_channels, m)
-        self.stem = conv_bn_relu6(3, cin, 3, stride=2)
-        self._channels.append(cin)
-        self.stages = nn.ModuleList()
-        last = len(config.stage_channels) - 1
-        for s, (c, n) in enumerate(zip(config.stage_channels, config.stage_blocks)):
-            cout = scale_width(c, m)
-            # the paper's first bottleneck does not expand (t=1): here it runs at the highest resolution
-            blocks = [InvertedResidual(cin if i == 0 else cout, cout, 2 if i == 0 else 1,
-                                       1 if s == 0 and i == 0 else config.expansion) for i in range(n)]
-            if s == last:  # widen the linear bottleneck before pooling, as the paper's final 1x1 conv
-                blocks.append(conv_bn_relu6(cout, scale_width(config.last_channels, m), 1))
-                cout = scale_width(config.last_channels, m)
-            self.stages.append(nn.Sequential(*blocks))
-            self._channels.append(cout)
-            cin = cout
-        self.head = CoordinateHead(cin, config.num_points)
+        # the paper's first bottleneck does not expand (t=1): here it runs at the highest resolution
+        build_body(self, config, conv_bn_relu6, lambda cin, cout, stride, s, i: InvertedResidual(
+            cin, cout, stride, 1 if s == 0 and i == 0 else config.expansion))
 
 
 # --- ShuffleNetV2 ------------------------------------------------------------------------------------
@@ -141,20 +148,4 @@ class ShuffleNetV2Regressor(RegressorBase):
     def __init__(self, config: ShuffleNetV2Config | None = None):
         super().__init__()
         config = config or ShuffleNetV2Config()
-        self._setup(config)
-        m = config.width_mult
-        cin = scale_width(config.stem_channels, m)
-        self.stem = conv_bn_relu(3, cin, 3, stride=2)
-        self._channels.append(cin)
-        self.stages = nn.ModuleList()
-        last = len(config.stage_channels) - 1
-        for s, (c, n) in enumerate(zip(config.stage_channels, config.stage_blocks)):
-            cout = scale_width(c, m)  # a multiple of 8, so the halves are whole
-            blocks: list[nn.Module] = [ShuffleUnit(cin if i == 0 else cout, cout, 2 if i == 0 else 1) for i in range(n)]
-            if s == last:  # the paper's conv5 before pooling
-                blocks.append(conv_bn_relu(cout, scale_width(config.last_channels, m), 1))
-                cout = scale_width(config.last_channels, m)
-            self.stages.append(nn.Sequential(*blocks))
-            self._channels.append(cout)
-            cin = cout
-        self.head = CoordinateHead(cin, config.num_points)
+        build_body(self, config, conv_bn_relu, lambda cin, cout, stride, s, i: ShuffleUnit(cin, cout, stride))

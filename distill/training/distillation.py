@@ -174,6 +174,13 @@ class DistillationModule(HeatmapModule):
     def on_fit_start(self) -> None:
         self.teacher.to(self.device)
 
+    def total_steps(self) -> int:
+        """The run's length in optimiser steps (what the decay schedule spans); 1 outside a Trainer."""
+        if self._trainer is None:
+            return 1
+        t = self.trainer
+        return int(t.max_steps if t.max_steps > 0 else t.estimated_stepping_batches)
+
     def teacher_targets(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """-> (teacher's last-stack heatmaps (B, K, h, w), {teacher tap: (B, C, H, W)}), from the cache
         when enabled (keyed by the sample index) or by running the teacher on this exact batch."""
@@ -202,8 +209,7 @@ class DistillationModule(HeatmapModule):
         for s, t in self.pairs:
             raw[f"feat/{s}"] = feature_kd_loss(self.adapters[adapter_key(s)](feats[s]), t_feats[t], d["normalize"])
 
-        max_steps = self.trainer.max_steps if self._trainer is not None else 1
-        f = kd_factors(d["schedule"], self.global_step, max_steps, d["warmup_steps"], d["after_warmup"],
+        f = kd_factors(d["schedule"], self.global_step, self.total_steps(), d["warmup_steps"], d["after_warmup"],
                        d["decay_shape"])
         values = torch.stack([raw[n] for n in self.term_names])  # (T,)
         if self.balancer is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from distill.decode import decode_heatmaps, heatmap_to_crop
+from distill.errors import ConfigError
 from distill.losses import HEATMAP_LOSSES
 from distill.training.common import LandmarkModule
 
@@ -18,7 +19,7 @@ class HeatmapModule(LandmarkModule):
     def stack_weights(self, num_stacks: int) -> list[float]:
         w = list(self.recipe["loss"]["stack_weights"]) or [1.0] * num_stacks
         if len(w) != num_stacks:
-            raise ValueError(f"loss.stack_weights has {len(w)} entries, the model has {num_stacks} stacks")
+            raise ConfigError(f"key 'loss.stack_weights': {len(w)} entries, the model has {num_stacks} stacks")
         return w
 
     def gt_loss(self, outputs: list[torch.Tensor], batch: dict) -> torch.Tensor:

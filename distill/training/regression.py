@@ -14,9 +14,13 @@ from distill.training.common import LandmarkModule
 
 class RegressionModule(LandmarkModule):
     def coord_loss(self, pred_crop: torch.Tensor, batch: dict) -> torch.Tensor:
-        """pred_crop, batch["points"] (B, K, 2) crop px; unlabelled samples weigh 0."""
+        """pred_crop, batch["points"] (B, K, 2) crop px; points without a label and unlabelled samples
+        weigh 0 (the dataset's pt_weight also carries data.hidden_weight for occluded points)."""
         cfg = self.recipe["loss"]
-        weight = torch.ones(pred_crop.shape[:2], device=pred_crop.device)  # (B, K)
+        weight = batch.get("pt_weight")
+        if weight is None:
+            weight = torch.ones(pred_crop.shape[:2], device=pred_crop.device)  # (B, K)
+        weight = weight.float()
         if "labelled" in batch:
             weight = weight * batch["labelled"].float()[:, None]
         if cfg["coords"] == "wing":

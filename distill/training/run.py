@@ -62,10 +62,7 @@ def build_datamodule(cfg: RecipeConfig) -> LandmarkDataModule:
 
 def augmentation_off(a) -> bool:
     """True when every crop is the same on every epoch (what caching teacher outputs needs)."""
-    probs = (a.flip_prob, a.grayscale_prob, a.blur_prob, a.jpeg_prob, a.occlusion_prob)
-    amps = (a.rotation_deg, a.shift, a.color_jitter, a.contrast, a.brightness, a.noise_std)
-    return (all(p == 0 for p in probs) and all(x == 0 for x in amps) and tuple(a.scale) == (1.0, 1.0)
-            and tuple(a.gamma) == (1.0, 1.0))
+    return a.is_off()
 
 
 def build_model(cfg: RecipeConfig, schema) -> torch.nn.Module:

@@ -157,3 +157,28 @@ def test_grayscale_image_becomes_three_channels(tmp_path):
     image = LandmarkDataset([Sample(tmp_path / "g.png", pts)], IBUG, 32)[0]["image"]
     assert image.shape == (3, 32, 32)
     assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
+
+
+def test_cache_keeps_items_only_when_every_epoch_sees_the_same_crop(tmp_path):
+    from distill.data.augment import AugmentConfig
+
+    samples = _cache_samples(tmp_path)
+    cached = LandmarkDataset(samples, "ibug68", 32, heatmap_size=8, cache=True)
+    first = cached[0]
+    assert cached[0] is first  # served from memory, not rebuilt
+    assert torch.equal(first["image"], LandmarkDataset(samples, "ibug68", 32, heatmap_size=8)[0]["image"])
+    augmented = LandmarkDataset(samples, "ibug68", 32, heatmap_size=8, augment=AugmentConfig(), cache=True)
+    assert augmented[0] is not augmented[0]  # augmentation on: never cached
+
+
+def _cache_samples(tmp_path):
+    import cv2
+
+    from distill.data.formats import Sample
+
+    img = np.full((48, 48, 3), 90, np.uint8)
+    cv2.circle(img, (24, 24), 6, (0, 0, 255), -1)
+    path = tmp_path / "face.png"
+    cv2.imwrite(str(path), img)
+    pts = np.stack([np.linspace(10, 38, 68), np.linspace(12, 36, 68)], axis=1).astype(np.float32)
+    return [Sample(image_path=path, points=pts)]

@@ -36,15 +36,6 @@ EXPECTED_PARAMS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: extra threads only add contention on the shared 2-core machine (and under xdist)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_input(model, batch=2, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(batch, 3, model.input_size, model.input_size, generator=g)

@@ -6,15 +6,6 @@ from distill.models import build_model, model_facts
 from distill.models.hourglass import Hourglass, HourglassConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: extra threads only add contention on the shared 2-core machine (and under xdist)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(**kw):
     base = dict(input_size=64, num_stacks=2, depth=2, channels=16)
     return Hourglass(HourglassConfig(**{**base, **kw})).eval()

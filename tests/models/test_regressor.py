@@ -9,15 +9,6 @@ from distill.models.regressor import scale_width
 REGRESSORS = ["convdw", "mobilenetv2", "shufflenetv2"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: extra threads only add contention on the shared 2-core machine (and under xdist)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_default_convdw_fits_200_kb_for_68_points():
     model = build_model("convdw")
     facts = model_facts(model)
