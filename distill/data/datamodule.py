@@ -73,9 +73,7 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     batch_size: int = 32
     num_workers: int = 0
-    # keep finished items in memory when augmentation is off, so later epochs skip decoding, warping and
-    # targets; each DataLoader worker keeps its own copy, so use it with num_workers 0.
-    cache: bool = False
+    cache: bool = False  # keep finished items in memory when augmentation is off (each worker has its own: use 0 workers)
     seed: int = 0
     max_samples: int | None = None
     unlabelled_root: str | None = None
