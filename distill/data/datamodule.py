@@ -47,6 +47,8 @@ class DataConfig:
     crop_size, heatmap_size (None for coordinate regression), sigma (heatmap px), margin, hidden_weight:
         see LandmarkDataset. augment: training augmentation (val / test crops are never augmented).
     max_samples: keep only the first N samples of each loaded split (tests, smoke runs).
+    cache: keep finished items in memory when augmentation is off, so later epochs skip decoding, warping
+        and targets; each DataLoader worker keeps its own copy, so use it with num_workers 0.
     unlabelled_root: a folder of extra images without labels (distillation); unlabelled_fraction is
         the share of the training set they make up (0.5 = as many as labelled images), at most all.
     target_schema: train on points derived from the data's: "five" = eye centres, nose tip, mouth
@@ -73,7 +75,7 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     batch_size: int = 32
     num_workers: int = 0
-    cache: bool = False  # keep finished items in memory when augmentation is off (each worker has its own: use 0 workers)
+    cache: bool = False
     seed: int = 0
     max_samples: int | None = None
     unlabelled_root: str | None = None
