@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         COMMANDS[args.command][2](args)
-    except (DataError, ConfigError, ExportError, FileNotFoundError) as e:
+    except (DataError, ConfigError, ExportError, OSError) as e:  # OSError: missing files, unwritable outputs
         print(f"distill {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

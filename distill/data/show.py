@@ -114,11 +114,14 @@ def show_dataset(dataset: str | Path | list[Sample] | LandmarkDataset, out: str 
         if isinstance(dataset, (str, Path)):
             from distill.data.formats import load_samples
 
-            samples, _ = load_samples(fmt, dataset, schema=schema)
+            samples, report = load_samples(fmt, dataset, schema=schema)
+            if not samples:
+                first = f"; first: {report.examples[0]}" if report.examples else ""
+                raise DataError(f"{dataset}: no samples to show ({report.summary()}{first})")
         else:
             samples = list(dataset)
         if not samples:
-            raise DataError(f"{dataset if isinstance(dataset, (str, Path)) else 'samples'}: no samples to show")
+            raise DataError("samples: no samples to show")
         from distill.data.datamodule import infer_schema
 
         sch = get_schema(schema) if schema else infer_schema(samples)

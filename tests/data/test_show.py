@@ -71,3 +71,22 @@ def test_cli_data_show(tmp_path, monkeypatch):
     assert main(["data", "show", str(tmp_path), "--out", str(out), "--num", "4", "--augment"]) == 0
     assert seen == {"fmt": "auto", "path": str(tmp_path), "schema": None}
     assert cv2.imread(str(out)).shape == (2 * 160 + 2, 2 * 160 + 2, 3)
+
+
+def test_cli_data_show_says_why_nothing_loaded(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    (tmp_path / "a.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n")  # truncated: no closing brace
+    assert main(["data", "show", str(tmp_path), "--out", str(tmp_path / "x.png"), "--format", "300w"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "skipped 1" in err and "a.pts" in err and "closing brace" in err
+
+
+def test_cli_unwritable_output_is_one_line(tmp_path, monkeypatch, capsys):
+    samples = make_samples(tmp_path, 2)
+    monkeypatch.setattr("distill.data.formats.load_samples", lambda *a, **k: (samples, None), raising=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    # the output's parent is a file: an OSError, reported as one line with exit code 2 (no traceback)
+    assert main(["data", "show", str(tmp_path), "--out", str(blocker / "x.png"), "--schema", "five"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("distill data: error:") and "\n" not in err
