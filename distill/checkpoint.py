@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 
 from distill.data.schema import LandmarkSchema, get_schema
 from distill.errors import DataError
+from distill.io import temp_path
 
 MODEL_PREFIX = "model."
 
@@ -89,7 +89,7 @@ def model_info(model: torch.nn.Module, schema: LandmarkSchema, decode: str = "da
 def atomic_torch_save(obj, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     torch.save(obj, tmp)
     tmp.replace(path)
 

@@ -353,8 +353,6 @@ def recipe_reference_markdown() -> str:
 
 def write_recipe_reference(path: str | Path = Path(__file__).resolve().parent.parent / "docs" / "recipes.md") -> Path:
     """Regenerate docs/recipes.md: ``python -c "import distill.config as c; c.write_recipe_reference()"``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(recipe_reference_markdown())
-    tmp.replace(path)
-    return path
+    from distill.io import atomic_write_text
+
+    return atomic_write_text(path, recipe_reference_markdown())

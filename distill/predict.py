@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from distill.errors import DataError
+from distill.io import atomic_write_text, temp_path
 from distill.inference import Face, LandmarkPredictor, box_from_pts, face_detector
 
 
@@ -41,7 +42,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 def _tmp(path: Path) -> Path:
     # keep the suffix last: OpenCV picks the encoder (and the container) from it
-    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+    return temp_path(path)
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:
@@ -60,11 +61,7 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
 
 
 def write_json(path: str | Path, value) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=1))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(value, indent=1))
 
 
 def read_image(path: Path) -> np.ndarray:

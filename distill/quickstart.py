@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from distill.report import MODEL_NAMES, atomic_write_text
+from distill.io import atomic_write_text
+from distill.report import MODEL_NAMES
 
 # name -> (recipe, task) in the order they train: the distilled student needs the teacher.
 STUDY: dict[str, str] = {
@@ -312,6 +313,3 @@ def _hard_faces_grid(png: Path, data_root: Path, models: dict[str, Path], per_mo
     grid = draw_grid(images, truth, None, cols=len(hard), points2_list=preds)
     write_png(png, grid)
 
-
-def budget_table() -> str:
-    return "\n".join(f"{k}: {asdict(v)}" for k, v in BUDGETS.items())

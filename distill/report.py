@@ -16,15 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from distill.io import atomic_write_text, temp_path
+
 MODEL_NAMES = ("teacher", "student_scratch", "student_from_teacher", "regressor_l2", "regressor_wing")
 RESULT_KEYS = ("name", "params", "bytes", "gflops", "faces_per_s", "nme", "fr@0.10", "auc@0.10", "stability",
                "ckpt", "onnx")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def machine_description() -> str:
@@ -114,7 +110,7 @@ def plot_training_curves(histories: dict[str, Path], out_png: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = out_png.with_name(f".{out_png.stem}.{os.getpid()}.tmp.png")
+    tmp = temp_path(out_png)
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(out_png)
@@ -164,7 +160,7 @@ What the numbers mean:
 def write_report(out_dir: Path, models: list[dict], claims: list[dict], subset_names: list[str], info: dict,
                  images: dict[str, str]) -> Path:
     """Write report.md and report.html in ``out_dir``; image paths in ``images`` are relative to it."""
-    md = [f"# distill quickstart report", "",
+    md = ["# distill quickstart report", "",
           f"SynthFace study, budget `{info.get('budget')}`, seed {info.get('seed')}, "
           f"{info.get('num_train')} training / {info.get('num_test')} test faces at {info.get('image_size')} px; "
           f"machine: {info.get('machine')}; total time {info.get('total_minutes', float('nan')):.1f} min.", "",

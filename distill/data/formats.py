@@ -159,10 +159,9 @@ def write_pts(path: str | Path, points: np.ndarray) -> None:
     path = Path(path)
     pts = np.asarray(points, dtype=np.float32).reshape(-1, 2).astype(np.float64)
     body = "".join(f"{float(x) + 1.0!r} {float(y) + 1.0!r}\n" for x, y in pts)
-    text = f"version: 1\nn_points: {len(pts)}\n{{\n{body}}}\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    from distill.io import atomic_write_text
+
+    atomic_write_text(path, f"version: 1\nn_points: {len(pts)}\n{{\n{body}}}\n")
 
 
 # ----------------------------------------------------------------------------- folders of images

@@ -79,15 +79,9 @@ def draw_grid(images: list[np.ndarray], points_list: list[np.ndarray | None],
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:
     """Encode ``image`` as PNG and write it atomically (temp file, then rename)."""
-    path = Path(path)
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise DataError(f"{path}: could not encode the image as PNG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buf.tobytes())
-    tmp.replace(path)
-    return path
+    from distill.io import write_png as _write_png
+
+    return _write_png(path, image)
 
 
 def _in_subset(sample: Sample, subset: str | None) -> bool:

@@ -14,7 +14,6 @@ is needed to use the model.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import lightning as L
@@ -155,9 +154,6 @@ def tensor_to_bgr(image: torch.Tensor) -> np.ndarray:
 
 
 def write_png_atomic(path: Path, image: np.ndarray) -> None:
-    import cv2
+    from distill.io import write_png
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    cv2.imwrite(str(tmp), image)
-    tmp.replace(path)
+    write_png(path, image)

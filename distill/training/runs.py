@@ -9,7 +9,6 @@ killed run never leaves a half-written record or checkpoint that a later run wou
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -21,19 +20,9 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from distill.errors import ConfigError
+from distill.io import atomic_write_json, atomic_write_text, temp_path  # noqa: F401  (re-exported)
 
 LATEST = "latest"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def atomic_write_json(path: Path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -43,7 +32,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = temp_path(path)
         torch.save(checkpoint, tmp)
         tmp.replace(path)
 
