@@ -14,7 +14,9 @@ counts the scratch steps too) and is scored on the SynthFace test split (NME, in
     kd_both           + both
     fpd_finetune      scratch for half the steps, then the shipped KD recipe for the other half
     semi_scratch      only the small labelled subset, ground truth
-    semi_kd           the labelled subset + the rest of the training images WITHOUT labels, shipped KD recipe
+    semi_kd           the labelled subset + the rest of the training images WITHOUT labels: the shipped KD
+                      recipe plus output KD (on an unlabelled image only the teacher's heatmaps can teach
+                      the student's heatmap head; feature hints alone do not reach it)
 
 Results: a rich table (NME mean +- std over seeds, ratio to the teacher, FLOPs ratio) and a JSON file.
 """
@@ -156,7 +158,8 @@ def main(argv=None) -> dict:
         if wanted("semi_kd"):
             frac = 1.0 - b["labelled"] / b["faces"]
             nme, _, sec = run_and_score("synthface/student_from_teacher", base + steps(b["student_steps"]) + s + semi +
-                                        teacher + [f"data.unlabelled_root={unlabelled}", f"data.unlabelled_fraction={frac:.4f}"],
+                                        teacher + [f"data.unlabelled_root={unlabelled}", f"data.unlabelled_fraction={frac:.4f}",
+                                                   "loss.w_out=1"],
                                         data)
             results.setdefault("semi_kd", []).append(nme)
             seconds["semi_kd"] = seconds.get("semi_kd", 0.0) + sec
