@@ -41,8 +41,8 @@ from distill.training import evaluate, train  # noqa: E402
 BUDGETS = {
     # faces: training images; steps: optimiser steps of the teacher and of EVERY student; labelled: the
     # small labelled subset of the semi-supervised setting (the other training images lose their labels)
-    "small": dict(faces=1000, test=200, teacher_steps=500, student_steps=500, labelled=100, val_every=250),
-    "full": dict(faces=6000, test=600, teacher_steps=2000, student_steps=2000, labelled=500, val_every=500),
+    "small": dict(faces=1000, test=200, teacher_steps=600, student_steps=600, labelled=100, val_every=300),
+    "full": dict(faces=3000, test=600, teacher_steps=2000, student_steps=1500, labelled=300, val_every=500),
 }
 # ablation rows: the shipped KD recipe with the KD terms switched on / off (GT only = scratch)
 VARIANTS = {
