@@ -305,7 +305,7 @@ def _tmp_name(out: Path, suffix: str = "") -> Path:
 
 def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, int8: bool = False, opset: int = 18,
            calib_data=None, check: bool = True, num_check: int = 8, num_calib: int = 64, log=print,
-           tol_px: float = PARITY_TOL_PX) -> ExportResult:
+           tol_px: float | None = None) -> ExportResult:
     """Export a checkpoint to ONNX or TorchScript (see module docstring) -> :class:`ExportResult`.
 
     calib_data: a data folder (SynthFace / 300W layout: parity and calibration crops come from it, and
@@ -354,6 +354,7 @@ def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, i
                 traced, _ = _load_torchscript(tmp)
                 result.parity_px["torchscript"] = parity(lambda c: run_torch(deploy, c),
                                                          lambda c: run_torch(traced, c), crops)
+        tol_px = PARITY_TOL_PX if tol_px is None else tol_px
         for runtime, diff in result.parity_px.items():
             log(f"parity {runtime} vs torch: max difference {diff:.2e} crop px on {where}")
             if not diff <= tol_px:

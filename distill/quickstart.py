@@ -66,9 +66,9 @@ BUDGETS: dict[str, Budget] = {
     # A smoke test of every step (the test suite runs it): tiny models, a few steps.
     "tiny": Budget(num_train=24, num_test=12, stability=3,
                    steps={name: 3 for name in STUDY}, val_every=3, bench_repeats=2,
-                   model_args={"teacher": {"num_stacks": 2, "channels": 16, "depth": 2},
-                               "student_scratch": {"num_stacks": 1, "channels": 8, "depth": 2, "stem_channels": 8},
-                               "student_from_teacher": {"num_stacks": 1, "channels": 8, "depth": 2,
+                   model_args={"teacher": {"num_stacks": 2, "channels": 16, "depth": 3},
+                               "student_scratch": {"num_stacks": 1, "channels": 8, "depth": 3, "stem_channels": 8},
+                               "student_from_teacher": {"num_stacks": 1, "channels": 8, "depth": 3,
                                                         "stem_channels": 8}},
                    extra=("data.cache=true", "data.batch_size=8", "logging.grid_images=0"), parity_tol=1e-2),
 }

@@ -176,7 +176,9 @@ def make_trainer(cfg: RecipeConfig, run_dir: Path, callbacks=()) -> L.Trainer:
 
     return L.Trainer(
         default_root_dir=str(run_dir), max_steps=t.max_steps, max_epochs=t.max_epochs,
-        val_check_interval=t.val_every_n_steps, check_val_every_n_epoch=None,
+        # at least one validation (and so a best.ckpt) even when the run is shorter than val_every_n_steps
+        val_check_interval=min(t.val_every_n_steps, t.max_steps) if t.max_steps > 0 else t.val_every_n_steps,
+        check_val_every_n_epoch=None,
         limit_val_batches=t.val_batches or None, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, gradient_clip_val=t.gradient_clip_val or None,
         accumulate_grad_batches=t.accumulate_grad_batches, logger=make_loggers(cfg, run_dir) or False,
