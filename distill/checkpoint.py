@@ -10,8 +10,8 @@ plain-dict ``"distill"`` entry and the model's weights under ``state_dict`` with
                  "recipe_name": "synthface/teacher", "recipe": {...}, "recipe_hash": "sha256...",
                  "teacher": {"path": ..., "sha256": ...} | None}}
 
-Everything in it is a tensor, a dict, a list, a str, a number or None, so ``torch.load(...,
-weights_only=True)`` reads it: a checkpoint from someone else can never run code on load.
+Everything in it is a tensor, a dict, a list, a str, a number or None, so loading with
+``weights_only=True`` reads it: a checkpoint from someone else can never run code on load.
 """
 
 from __future__ import annotations
