@@ -140,7 +140,6 @@ def quickstart(out: str | Path = "quickstart_out", budget: str = "small", seed: 
             continue
         console.print(f"[bold]{step}[/bold] ({recipe}, {b.steps[name]} steps)")
         ckpts[name] = _train(name, recipe, b, out, data_root, ckpts, seed, logger, progress)
-        state.mark(step, str(ckpts[name]))
         state.data["elapsed_s"] = time.time() - started
         state.mark(step, str(ckpts[name]))
 
