@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from distill import __version__
-from distill.errors import ConfigError, DataError, ExportError
+from distill.errors import ConfigError, DataError, ExportError, TrainingError
 
 
 # ----------------------------------------------------------------------------- data
@@ -196,12 +196,15 @@ def _quickstart_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--logger", default="csv", choices=("csv", "wandb", "none"),
                    help="training logs: csv (default), wandb (offline, no login), none")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs and CI)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="trainings at once, one process and one thread each (default: 2 on 2+ cores; 1 = in turn)")
 
 
 def _quickstart(args: argparse.Namespace) -> None:
     from distill.quickstart import quickstart
 
-    quickstart(args.out, budget=args.budget, seed=args.seed, logger=args.logger, progress=not args.no_progress)
+    quickstart(args.out, budget=args.budget, seed=args.seed, logger=args.logger, progress=not args.no_progress,
+               jobs=args.jobs)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -246,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         COMMANDS[args.command][2](args)
-    except (DataError, ConfigError, ExportError, OSError) as e:  # OSError: missing files, unwritable outputs
+    except (DataError, ConfigError, ExportError, TrainingError, OSError) as e:  # OSError: missing files, unwritable outputs
         print(f"distill {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -151,6 +151,8 @@ class TrainerConfig:
     gradient_clip_val: float = F(0.0, "clip gradient norm (0 = off)")
     accumulate_grad_batches: int = F(1, "batches per optimiser step")
     num_threads: int = F(0, "torch CPU threads (0 = torch's default); 1 is fastest on a busy or shared CPU")
+    channels_last: bool = F(True, "train in the channels_last memory format (1.3-1.5x faster on CPU with "
+                                  "oneDNN, and what GPU tensor cores want); checkpoints are the same")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The two exception types users see: bad data and bad recipes.
+"""The exception types users see: bad data, bad recipes, a failed export or a failed training.
 
 Both are ``ValueError`` so callers that already catch that keep working. Messages name the file,
 the line or key, and what was expected, so the CLI can print them as one line.
@@ -15,3 +15,7 @@ class ConfigError(ValueError):
 
 class ExportError(RuntimeError):
     """The exported graph does not reproduce the model (parity check failed); nothing was written."""
+
+
+class TrainingError(RuntimeError):
+    """A training run in another process failed (the message carries that process's traceback)."""

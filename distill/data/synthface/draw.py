@@ -14,6 +14,8 @@ pixels); OpenCV puts pixel centres at integer coordinates, as the rest of the li
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -41,13 +43,16 @@ def lines(img: np.ndarray, pts: np.ndarray, colour, thickness: int = 1, closed: 
 
 
 def ellipse(img: np.ndarray, centre, axes, angle: float, colour, thickness: int = -1, aa: bool = True) -> None:
-    c = (int(round(float(centre[0]) * ONE)), int(round(float(centre[1]) * ONE)))
-    ax = (max(1, int(round(float(axes[0]) * ONE))), max(1, int(round(float(axes[1]) * ONE))))
-    cv2.ellipse(img, c, ax, float(angle), 0, 360, colour, thickness, AA if aa else cv2.LINE_8, SHIFT)
+    cx, cy = centre
+    ax, ay = axes
+    cv2.ellipse(img, (int(round(cx * ONE)), int(round(cy * ONE))),
+                (max(1, int(round(ax * ONE))), max(1, int(round(ay * ONE)))), float(angle), 0, 360, colour,
+                thickness, AA if aa else cv2.LINE_8, SHIFT)
 
 
 def tone(colour, k: float) -> tuple:
-    return tuple(float(min(255.0, c * k)) for c in colour)
+    b, g, r = colour
+    return (min(255.0, b * k), min(255.0, g * k), min(255.0, r * k))
 
 
 def _blend(img: np.ndarray, draw, alpha: float) -> None:
@@ -87,38 +92,39 @@ def eye_contours(p98: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 # ----------------------------------------------------------------------------- features
-def _eye(img, g: Geometry, look, side: str, closure: float, lids) -> None:
+def _eye(img, g: Geometry, look, side: str, closure: float, lids, flids, ink, ball) -> None:
+    """One eye. ``lids``: float (17, 2) upper and lower lid curves, ``flids`` the same in cv2 fixed point;
+    ``ink``: the lid colour; ``ball``: (squash, angle) of the iris/pupil ellipses, shared by both eyes."""
     up, low = lids
+    fup, flow = flids
     s = g.px_per_mm
-    ink = tone(look.hair, 0.35)
     if look.eye_shadow is not None:
         brow_low = g.p98[EYES98[side][4]]
         above = np.concatenate([up, (0.55 * brow_low + 0.45 * up[[16, 11, 6, 1]])[::-1]])  # lid up toward the brow
         _blend(img, lambda layer: poly(layer, above, look.eye_shadow), 0.55)
     if closure < 0.85:
-        contour = np.concatenate([up, low[1:-1]])
-        x0, y0 = np.floor(contour.min(axis=0)).astype(int) - 1
-        x1, y1 = np.ceil(contour.max(axis=0)).astype(int) + 2
+        contour = np.concatenate([fup, flow[1:-1]])                          # fixed point
+        bx, by, bw, bh = cv2.boundingRect(contour)
         h, w = img.shape[:2]
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        x0, y0 = max((bx >> SHIFT) - 1, 0), max((by >> SHIFT) - 1, 0)
+        x1, y1 = min(((bx + bw - 1 + ONE - 1) >> SHIFT) + 2, w), min(((by + bh - 1 + ONE - 1) >> SHIFT) + 2, h)
         if x1 > x0 and y1 > y0:
             # paint the eyeball in a small patch and copy it through the eye opening; the lid lines
             # drawn next cover the opening's hard edge
             roi = img[y0:y1, x0:x1]
             m = np.zeros(roi.shape[:2], np.uint8)
-            poly(m, contour - (x0, y0), 255, aa=False)
+            cv2.fillPoly(m, [contour], 255, cv2.LINE_8, SHIFT, (-x0 * ONE, -y0 * ONE))
             content = np.empty_like(roi)
             content[:] = SCLERA
-            pupil = g.p98[EYES98[side][2]] - (x0, y0)
-            front = g.rot[:, 2] * -1.0                                    # the face's forward direction
-            squash = max(0.35, abs(front[2]))
-            angle = float(np.degrees(np.arctan2(front[1], front[0]))) if abs(front[2]) < 0.999 else 0.0
-            ellipse(content, pupil, (5.6 * s * squash, 5.6 * s), angle, look.iris)
-            ellipse(content, pupil, (2.2 * s * squash, 2.2 * s), angle, PUPIL)
-            ellipse(content, pupil + (2.0 * s, -2.0 * s), (0.6 * s, 0.6 * s), 0, (235, 240, 245))   # catch light
+            px, py = g.p98[EYES98[side][2]].tolist()
+            px, py = px - x0, py - y0
+            squash, angle = ball
+            ellipse(content, (px, py), (5.6 * s * squash, 5.6 * s), angle, look.iris)
+            ellipse(content, (px, py), (2.2 * s * squash, 2.2 * s), angle, PUPIL)
+            ellipse(content, (px + 2.0 * s, py - 2.0 * s), (0.6 * s, 0.6 * s), 0, (235, 240, 245))   # catch light
             cv2.copyTo(content, m, roi)
-        lines(img, low, tone(look.skin, 0.65), 1)
-    lines(img, up, ink, 2 if look.eyeliner else max(1, round(0.9 * s)))
+        cv2.polylines(img, [flow], False, tone(look.skin, 0.65), 1, AA, SHIFT)
+    cv2.polylines(img, [fup], False, ink, 2 if look.eyeliner else max(1, round(0.9 * s)), AA, SHIFT)
     if look.eyeliner:
         corner = up[0] if side == "right" else up[-1]
         inner = up[1] if side == "right" else up[-2]
@@ -126,47 +132,63 @@ def _eye(img, g: Geometry, look, side: str, closure: float, lids) -> None:
         lines(img, np.stack([corner, wing]), ink, 2)
 
 
-def _brow(img, g: Geometry, look, side: str) -> None:
-    idx = EYES98[side][3] + EYES98[side][4]
-    colour = tone(look.hair, 0.75) if np.mean(look.hair) < 120 else tone(look.hair, 0.55)
-    poly(img, g.p98[idx], colour)
+_BROWS = {side: EYES98[side][3] + EYES98[side][4] for side in EYES98}
 
 
-def _mouth(img, g: Geometry, look, mouth_open: float) -> None:
+def _brow(img, f98: np.ndarray, look, side: str) -> None:
+    """The brow polygon, from the 98 points in fixed point (``f98 = fx(g.p98)``)."""
+    hair = look.hair
+    colour = tone(hair, 0.75) if (hair[0] + hair[1] + hair[2]) < 360 else tone(hair, 0.55)
+    cv2.fillPoly(img, [f98[_BROWS[side]]], colour, AA, SHIFT)
+
+
+_OPEN_MOUTH = np.arange(88, 96)
+_UPPER_LIP = np.r_[76:83, 92:87:-1]
+_LOWER_LIP = np.r_[82:88, 76, 88, 95, 94, 93, 92]
+
+
+def _mouth(img, g: Geometry, f98: np.ndarray, look, mouth_open: float) -> None:
     p = g.p98
     lips = look.lipstick if look.lipstick is not None else look.lips
-    inner_up = p[88:93]                                  # 60..64, left corner to right corner
     if mouth_open > 0.08:
-        poly(img, p[88:96], (40, 30, 55))                # the whole inner contour: the open mouth
-        gap = np.linalg.norm(p[94] - p[90])
+        inner_up = p[88:93]                              # 60..64, left corner to right corner
+        cv2.fillPoly(img, [f98[_OPEN_MOUTH]], (40, 30, 55), AA, SHIFT)   # the whole inner contour: the open mouth
+        gap = math.hypot(*(p[94] - p[90]).tolist())
         teeth = np.concatenate([inner_up, inner_up[::-1] + (0, min(0.45 * gap, 3.0 * g.px_per_mm))])
         poly(img, teeth, (205, 215, 222))
-    poly(img, np.concatenate([p[76:83], inner_up[::-1]]), lips)
-    poly(img, np.concatenate([p[82:88], p[76:77], p[[88, 95, 94, 93, 92]]]), tone(lips, 1.08))
-    lines(img, inner_up, tone(lips, 0.55), 1)
+    cv2.fillPoly(img, [f98[_UPPER_LIP]], lips, AA, SHIFT)
+    cv2.fillPoly(img, [f98[_LOWER_LIP]], tone(lips, 1.08), AA, SHIFT)
+    cv2.polylines(img, [f98[88:93]], False, tone(lips, 0.55), 1, AA, SHIFT)
 
 
 def _nose(img, g: Geometry, look, light) -> None:
     """The wall facing away from the light in shade, round wings and tip, nostrils."""
-    L = np.asarray(light.direction, dtype=np.float64)
-    L /= np.linalg.norm(L)
-    front = g.rot @ np.array([0.0, 0.0, -1.0])
+    lx, ly, lz = light.direction
+    ln = math.sqrt(lx * lx + ly * ly + lz * lz)
+    L = np.array([lx / ln, ly / ln, lz / ln])
+    front_l = -float(g.rot[:, 2] @ L)
     (wall_r, n_r), (wall_l, n_l) = g.nose_walls
-    wall, n = (wall_r, n_r) if n_r @ L < n_l @ L else (wall_l, n_l)
-    k = float(np.clip(1.0 + 0.5 * (n @ L - front @ L), 0.72, 0.97))
-    poly(img, wall, tone(look.skin, k))
-    q, s = g.p68, g.px_per_mm
+    nr, nl = float(n_r @ L), float(n_l @ L)
+    wall, nL = (wall_r, nr) if nr < nl else (wall_l, nl)
+    k = min(max(1.0 + 0.5 * (nL - front_l), 0.72), 0.97)
+    skin = look.skin
+    poly(img, wall, tone(skin, k))
+    q, s = g.p68.tolist(), g.px_per_mm
+    vis = g.vis68
+    (x30, y30), (x33, y33) = q[30], q[33]
     for wing in (31, 35):
-        if g.vis68[wing] > 0:
-            ellipse(img, 0.8 * q[wing] + 0.2 * q[30], (3.2 * s, 2.8 * s), 0, tone(look.skin, 0.94))
-    ellipse(img, 0.75 * q[30] + 0.25 * q[33], (3.6 * s, 3.4 * s), 0, tone(look.skin, 1.02))
-    dark = tone(look.skin, 0.35)
+        if vis[wing] > 0:
+            x, y = q[wing]
+            ellipse(img, (0.8 * x + 0.2 * x30, 0.8 * y + 0.2 * y30), (3.2 * s, 2.8 * s), 0, tone(skin, 0.94))
+    ellipse(img, (0.75 * x30 + 0.25 * x33, 0.75 * y30 + 0.25 * y33), (3.6 * s, 3.4 * s), 0, tone(skin, 1.02))
+    dark = tone(skin, 0.35)
     for wing, mid in ((31, 32), (35, 34)):
-        if g.vis68[mid] == 0:
+        if vis[mid] == 0:
             continue
-        d = q[wing] - q[33]
-        ellipse(img, 0.55 * q[mid] + 0.45 * q[wing], (1.7 * s, 0.9 * s), np.degrees(np.arctan2(d[1], d[0])), dark)
-    lines(img, q[[31, 32, 33, 34, 35]], tone(look.skin, 0.72), 1)          # the underside of the nose
+        (xw, yw), (xm, ym) = q[wing], q[mid]
+        ellipse(img, (0.55 * xm + 0.45 * xw, 0.55 * ym + 0.45 * yw), (1.7 * s, 0.9 * s),
+                math.degrees(math.atan2(yw - y33, xw - x33)), dark)
+    lines(img, g.p68[31:36], tone(skin, 0.72), 1)          # the underside of the nose
 
 
 def _beard(img, g: Geometry, look) -> None:
@@ -226,7 +248,8 @@ def head_shading(g: Geometry, light, size: int, grid: int = 16) -> np.ndarray:
 def draw_person(img: np.ndarray, mask: np.ndarray, g: Geometry, look, light, expression) -> None:
     """Paint the person onto ``img`` (H, W, 3) uint8 and its anti-aliased silhouette onto ``mask`` (H, W)
     (255 inside, partial coverage on the edge)."""
-    e = dict(zip(EXPRESSION, expression))
+    mouth_open, close_right, close_left = float(expression[_MOUTH_OPEN]), float(expression[_CLOSE_R]), \
+        float(expression[_CLOSE_L])
     skin = look.skin
     shapes = [(g.torso, look.clothes), (g.neck, tone(skin, 0.78))]
     if look.hair_style == "long":
@@ -237,8 +260,9 @@ def draw_person(img: np.ndarray, mask: np.ndarray, g: Geometry, look, light, exp
         shapes.append((g.hair_outline, look.hair))
     shapes.append((g.face_outline, skin))
     for pts, colour in shapes:
-        poly(img, pts, colour)
-        poly(mask, pts, 255)
+        f = [fx(pts)]
+        cv2.fillPoly(img, f, colour, AA, SHIFT)
+        cv2.fillPoly(mask, f, 255, AA, SHIFT)
     for ear, facing in g.ears:
         if facing >= 0.35:
             poly(img, ear, tone(skin, 0.93))
@@ -254,14 +278,24 @@ def draw_person(img: np.ndarray, mask: np.ndarray, g: Geometry, look, light, exp
         _beard(img, g, look)
 
     depth_r, depth_l = g.cam["p68"][39, 2], g.cam["p68"][42, 2]
-    sides = [("right", e["close_right"]), ("left", e["close_left"])]
+    sides = [("right", close_right), ("left", close_left)]
     if depth_r < depth_l:   # the nearer eye last
         sides.reverse()
-    lids = eye_contours(g.p98)
+    curves = (_LIDS @ g.p98).reshape(4, len(_LID), 2)                       # eye_contours, all four at once
+    fcurves = fx(curves)
+    f98 = fx(g.p98)
+    lids = {"right": ((curves[0], curves[1]), (fcurves[0], fcurves[1])),
+            "left": ((curves[2], curves[3]), (fcurves[2], fcurves[3]))}
+    ink = tone(look.hair, 0.35)
+    fx_, fy_, fz_ = (-g.rot[:, 2]).tolist()                                 # the face's forward direction
+    ball = (max(0.35, abs(fz_)), math.degrees(math.atan2(fy_, fx_)) if abs(fz_) < 0.999 else 0.0)
     for side, closure in sides:
-        _eye(img, g, look, side, closure, lids[side])
-        _brow(img, g, look, side)
-    _mouth(img, g, look, e["mouth_open"])
+        _eye(img, g, look, side, closure, *lids[side], ink, ball)
+        _brow(img, f98, look, side)
+    _mouth(img, g, f98, look, mouth_open)
     _nose(img, g, look, light)
     if look.glasses:
         _glasses(img, g, look)
+
+
+_MOUTH_OPEN, _CLOSE_R, _CLOSE_L = (EXPRESSION.index(k) for k in ("mouth_open", "close_right", "close_left"))

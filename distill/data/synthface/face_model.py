@@ -19,6 +19,7 @@ tip, or (pupils) when the lids are closed. Hidden points keep their true project
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -71,6 +72,24 @@ def hairline_curve(hairline: float, num: int = 13) -> np.ndarray:
     return out
 
 
+def _hairline_curves(values: np.ndarray, num: int = 13) -> np.ndarray:
+    """:func:`hairline_curve` for an array of hairline values at once: (V, num, 3)."""
+    y0, k = -98.0 - 6.0 * values, hairline_plane(0.0)[1]
+    z0 = -5.0
+    n = np.array([0.0, HEAD_AXES[1], -k * HEAD_AXES[2]])
+    d = y0 - HEAD_CENTRE[1] - k * (z0 - HEAD_CENTRE[2])
+    nn = np.linalg.norm(n)
+    n, d = n / nn, d / nn
+    r = np.sqrt(np.maximum(1.0 - d * d, 1e-6))
+    u1 = np.array([1.0, 0.0, 0.0])
+    u2 = np.cross(n, u1)
+    if u2[2] > 0:
+        u2 = -u2
+    t = np.linspace(-0.5 * np.pi, 0.5 * np.pi, num) * 1.05
+    s = n * d[:, None, None] + r[:, None, None] * (np.sin(t)[:, None] * u1 + np.cos(t)[:, None] * u2)
+    return HEAD_CENTRE + s * HEAD_AXES
+
+
 def _ring(centre, rx, rz, num=10) -> np.ndarray:
     t = np.linspace(0, 2 * np.pi, num, endpoint=False)
     return np.stack([centre[0] + rx * np.cos(t), np.full(num, centre[1]), centre[2] + rz * np.sin(t)], axis=1)
@@ -98,12 +117,14 @@ NOSE_WALL_NORMALS = np.array([[-0.75, 0.1, -0.65], [0.75, 0.1, -0.65]])
 
 # ----------------------------------------------------------------------------- pose and projection
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """(3, 3) head -> camera rotation for angles in degrees (conventions in the module docstring)."""
-    y, p, r = np.radians([yaw, pitch, roll])
-    Ry = np.array([[np.cos(y), 0, -np.sin(y)], [0, 1, 0], [np.sin(y), 0, np.cos(y)]])
-    Rx = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
-    Rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return Rz @ Ry @ Rx
+    """(3, 3) head -> camera rotation for angles in degrees (conventions in the module docstring):
+    Rz(roll) @ Ry(yaw) @ Rx(pitch), written out (scalar math: this runs twice per face)."""
+    y, p, r = math.radians(yaw), math.radians(pitch), math.radians(roll)
+    cy, sy, cp, sp, cr, sr = math.cos(y), math.sin(y), math.cos(p), math.sin(p), math.cos(r), math.sin(r)
+    a0, a1, a2 = (cy, sy * sp, -sy * cp), (0.0, cp, sp), (sy, -cy * sp, cy * cp)      # Ry @ Rx
+    return np.array([[cr * a0[0] - sr * a1[0], cr * a0[1] - sr * a1[1], cr * a0[2] - sr * a1[2]],
+                     [sr * a0[0] + cr * a1[0], sr * a0[1] + cr * a1[1], sr * a0[2] + cr * a1[2]],
+                     a2])
 
 
 @dataclass
@@ -139,10 +160,11 @@ def _convex_hull(points: np.ndarray) -> np.ndarray:
 
 def inside_convex(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
     """(N,) bool: strictly inside the counter-clockwise convex polygon ``poly`` (M, 2)."""
-    a, b = poly, np.roll(poly, -1, axis=0)
-    cross = (b[None, :, 0] - a[None, :, 0]) * (points[:, None, 1] - a[None, :, 1]) \
-        - (b[None, :, 1] - a[None, :, 1]) * (points[:, None, 0] - a[None, :, 0])  # (N, M)
-    return np.all(cross > 0, axis=1)
+    a = poly
+    b = np.concatenate([poly[1:], poly[:1]])
+    ex, ey = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]                               # (M,) edges
+    cross = ex * (points[:, 1:2] - a[:, 1]) - ey * (points[:, 0:1] - a[:, 0])  # (N, M)
+    return (cross > 0).all(axis=1)
 
 
 # rows of the one array of head-frame points that is posed per face: (name, count)
@@ -157,6 +179,7 @@ _STATIC_HEAD = np.concatenate([NECK_TOP, HAIR_BACK, EARS.reshape(-1, 3), NOSE_BA
 _BODY = np.concatenate([NECK_BOTTOM, TORSO])
 _HAIRLINE = IDENTITY.index("hairline")
 _BROW = IDENTITY.index("brow_thickness")
+_CLOSE_R, _CLOSE_L = EXPRESSION.index("close_right"), EXPRESSION.index("close_left")
 
 
 @lru_cache(maxsize=1)
@@ -188,29 +211,29 @@ def pose_face(params, size: int) -> Geometry:
     base, basis = _points_model()
     p166 = base + (np.concatenate([identity, expression]) @ basis).reshape(166, 3)   # the 68 then the 98
     hl = round(float(identity[_HAIRLINE]), 2)
-    grid = _ellipsoid_grid()
-    y0, k = hairline_plane(hl)
-    cap = grid[:, 1] < y0 + k * (grid[:, 2] + 5.0)                        # grid points under the hair
+    rest, cap = _head_rest(hl)
     R = rotation(params.yaw, params.pitch, params.roll)
     Rb = rotation(0.4 * params.yaw, 0.0, 0.0)  # the body follows the head only partly
     depth = params.distance * 150.0
 
-    head = np.concatenate([p166, hairline_curve(hl), grid, _STATIC_HEAD]) - PIVOT
+    head = np.concatenate([p166 - PIVOT, rest])
     cam = head @ R.T                                                        # (N, 3) camera frame
     cam[:, 2] += depth
-    body = (_BODY - PIVOT) @ Rb.T
+    body = _BODY_P @ Rb.T
     body[:, 2] += depth
     uv = cam[:, :2] / cam[:, 2:3]                                           # unit focal length
     uv_body = body[:, :2] / body[:, 2:3]
 
-    lo, hi = uv[ROWS["p98"]].min(axis=0), uv[ROWS["p98"]].max(axis=0)
-    focal = params.face_frac * size / max(hi[0] - lo[0], hi[1] - lo[1])
-    half = 0.5 * (hi - lo) * focal
-    lo_room = half + 0.03 * size                                            # keep 3% of the image free
-    hi_room = (size - 1) - lo_room
-    place = np.array([params.place_x, params.place_y])
-    target = np.where(hi_room > lo_room, lo_room + place * (hi_room - lo_room), 0.5 * (size - 1))
-    centre = target - 0.5 * (lo + hi) * focal + np.array([params.shift_x, params.shift_y])
+    u98 = uv[ROWS["p98"]]
+    (lx, ly), (hx, hy) = u98.min(axis=0).tolist(), u98.max(axis=0).tolist()
+    focal = params.face_frac * size / max(hx - lx, hy - ly)
+    centre = []
+    for lo, hi, place, shift in ((lx, hx, params.place_x, params.shift_x), (ly, hy, params.place_y, params.shift_y)):
+        lo_room = 0.5 * (hi - lo) * focal + 0.03 * size                     # keep 3% of the image free
+        hi_room = (size - 1) - lo_room
+        target = lo_room + place * (hi_room - lo_room) if hi_room > lo_room else 0.5 * (size - 1)
+        centre.append(target - 0.5 * (lo + hi) * focal + shift)
+    centre = np.array(centre)
     q = uv * focal + centre
     q_body = uv_body * focal + centre
 
@@ -218,26 +241,70 @@ def pose_face(params, size: int) -> Geometry:
     vis68, vis98 = _visibility(cam[:166], q[:166], R, expression)
 
     ear_cam, ear_q = cam[ROWS["ears"]].reshape(2, 8, 3), q[ROWS["ears"]].reshape(2, 8, 2)
-    view = -ear_cam.mean(axis=1)
-    facing = np.einsum("ij,ij->i", EAR_NORMALS @ R.T, view) / (np.linalg.norm(view, axis=1) * np.linalg.norm(EAR_NORMALS[0]))
+    view = -ear_cam.sum(axis=1)                                             # toward the camera (scale cancels)
+    facing = ((_EAR_UNIT @ R.T) * view).sum(axis=1) / np.sqrt((view * view).sum(axis=1))
     nb = q[ROWS["nose_base"]]
     walls = [(np.concatenate([q68[27:32], nb[[0, 2]]]), R @ NOSE_WALL_NORMALS[0]),
              (np.concatenate([q68[27:31], q68[35:36], nb[[1, 3]]]), R @ NOSE_WALL_NORMALS[1])]
     skull, hairline = q[ROWS["skull"]], q[ROWS["hairline"]]
     cap_q = np.concatenate([skull[cap], hairline])
+    jaw = q68[JAW]
+    face_facing = facing.tolist()
     return Geometry(
         p68=q68, p98=q98, vis68=vis68, vis98=vis98,
         px_per_mm=focal / depth, rot=R, depth=depth, focal=focal, centre=centre,
-        head_outline=_convex_hull(np.concatenate([skull, q68[JAW]])),
-        face_outline=_convex_hull(np.concatenate([q68[JAW], hairline])),
+        head_outline=_convex_hull(np.concatenate([skull, jaw])),
+        face_outline=_convex_hull(np.concatenate([jaw, hairline])),
         hair_outline=_convex_hull(cap_q),
         hair_back=_convex_hull(np.concatenate([cap_q, q[ROWS["hair_back"]]])),
         neck=_convex_hull(np.concatenate([q[ROWS["neck_top"]], q_body[:len(NECK_BOTTOM)]])),
         torso=q_body[len(NECK_BOTTOM):],
-        ears=[(ear_q[0], float(facing[0])), (ear_q[1], float(facing[1]))], nose_walls=walls,
+        ears=[(ear_q[0], face_facing[0]), (ear_q[1], face_facing[1])], nose_walls=walls,
         cam={"p68": cam[ROWS["p68"]]},
         box=np.concatenate([q98.min(axis=0), q98.max(axis=0)]),
     )
+
+
+_BODY_P = _BODY - PIVOT
+_EAR_UNIT = EAR_NORMALS / np.linalg.norm(EAR_NORMALS, axis=1, keepdims=True)
+
+
+HAIRLINE_STEPS = 250     # hairline values on the 0.01 grid within +-2.5 (the clipped identity range) are tabled
+
+
+@lru_cache(maxsize=1)
+def _head_rest_table() -> tuple[np.ndarray, np.ndarray]:
+    """(2 HAIRLINE_STEPS + 1, R, 3) head-frame rows after the 166 points, minus the pivot, and the
+    (.., skull grid) hair-cap flags, for every hairline value on the 0.01 grid in +-2.5: one
+    vectorised pass per process instead of one curve per distinct value."""
+    values = np.round(np.arange(-HAIRLINE_STEPS, HAIRLINE_STEPS + 1) / 100.0, 2)
+    curves = _hairline_curves(values)                                      # (V, 13, 3)
+    grid = _ellipsoid_grid()
+    fixed = np.concatenate([grid, _STATIC_HEAD]) - PIVOT
+    rest = np.concatenate([curves - PIVOT, np.broadcast_to(fixed, (len(values),) + fixed.shape)], axis=1)
+    y0 = -98.0 - 6.0 * values                                              # hairline_plane, vectorised
+    cap = grid[None, :, 1] < y0[:, None] + 0.68 * (grid[None, :, 2] + 5.0)
+    rest.setflags(write=False)
+    cap.setflags(write=False)
+    return rest, cap
+
+
+def _head_rest_direct(hairline: float) -> tuple[np.ndarray, np.ndarray]:
+    grid = _ellipsoid_grid()
+    y0, k = hairline_plane(hairline)
+    cap = grid[:, 1] < y0 + k * (grid[:, 2] + 5.0)                        # grid points under the hair
+    rest = np.concatenate([hairline_curve.__wrapped__(hairline), grid, _STATIC_HEAD]) - PIVOT
+    return rest, cap
+
+
+def _head_rest(hairline: float) -> tuple[np.ndarray, np.ndarray]:
+    """The head-frame rows after the 166 points (hairline curve, skull grid, static parts) minus the
+    pivot, and the skull-grid points under the hair, for one hairline value rounded to 0.01."""
+    i = int(round(hairline * 100.0))
+    if abs(i) <= HAIRLINE_STEPS and abs(i / 100.0 - hairline) < 1e-12:
+        rest, cap = _head_rest_table()
+        return rest[i + HAIRLINE_STEPS], cap[i + HAIRLINE_STEPS]
+    return _head_rest_direct(hairline)
 
 
 @lru_cache(maxsize=1)
@@ -253,11 +320,11 @@ def _point_tables() -> tuple[np.ndarray, np.ndarray]:
 def _visibility(cam: np.ndarray, q: np.ndarray, R: np.ndarray, expression) -> tuple[np.ndarray, np.ndarray]:
     """Self-occlusion flags (1 visible, 0 hidden) of the 68 then 98 points (rows of ``cam``/``q``)."""
     normals, nose = _point_tables()
-    view = -cam / np.linalg.norm(cam, axis=1, keepdims=True)
-    vis = np.einsum("ij,ij->i", normals @ R.T, view) > 0.0
-    nose_poly = _convex_hull(q[28:36])
-    vis &= ~(inside_convex(q, nose_poly) & (cam[:, 2] > cam[30, 2] + 8.0) & ~nose)
-    vis[68 + 96] &= expression[EXPRESSION.index("close_right")] < 0.5
-    vis[68 + 97] &= expression[EXPRESSION.index("close_left")] < 0.5
+    vis = ((normals @ R.T) * cam).sum(axis=1) < 0.0                        # the normal faces the camera
+    behind = np.flatnonzero((cam[:, 2] > cam[30, 2] + 8.0) & ~nose)         # only these can hide behind the nose
+    if behind.size:
+        vis[behind[inside_convex(q[behind], _convex_hull(q[28:36]))]] = False
+    vis[68 + 96] &= expression[_CLOSE_R] < 0.5
+    vis[68 + 97] &= expression[_CLOSE_L] < 0.5
     vis = vis.astype(np.float32)
     return vis[:68], vis[68:]

@@ -8,12 +8,13 @@ drawing, in the order light -> blur -> noise -> JPEG (a camera's order).
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from distill.data.synthface.draw import ellipse, lines, poly, tone
+from distill.data.synthface.draw import SHIFT, ellipse, fx, lines, poly, tone
 
 AA = cv2.LINE_AA
 
@@ -25,16 +26,17 @@ def _rot(angle_deg: float) -> np.ndarray:
 
 def _capsule(img, mask, a, b, width, colour) -> None:
     """A thick segment with round ends (a finger, an arm, a strand)."""
-    d = b - a
-    n = np.array([-d[1], d[0]]) / max(np.linalg.norm(d), 1e-6) * width / 2
-    quad = np.stack([a + n, b + n, b - n, a - n])
-    for target, c, aa in ((img, colour, True), (mask, 255, False)):
-        poly(target, quad, c, aa)
-        for end in (a, b):
-            if aa:
-                ellipse(target, end, (width / 2, width / 2), 0, c)
-            else:
-                cv2.circle(target, tuple(int(v) for v in np.round(end)), max(1, int(width / 2)), c, -1)
+    ax, ay = float(a[0]), float(a[1])
+    bx, by = float(b[0]), float(b[1])
+    k = width / 2 / max(math.hypot(bx - ax, by - ay), 1e-6)
+    nx, ny = -(by - ay) * k, (bx - ax) * k
+    quad = [fx(np.array([[ax + nx, ay + ny], [bx + nx, by + ny], [bx - nx, by - ny], [ax - nx, ay - ny]]))]
+    cv2.fillPoly(img, quad, colour, AA, SHIFT)
+    cv2.fillPoly(mask, quad, 255, cv2.LINE_8, SHIFT)
+    r = width / 2
+    for x, y in ((ax, ay), (bx, by)):
+        ellipse(img, (x, y), (r, r), 0, colour)
+        cv2.circle(mask, (int(round(x)), int(round(y))), max(1, int(r)), 255, -1)
 
 
 def _both(img, mask, pts, colour) -> None:
@@ -117,20 +119,29 @@ def draw_occluder(img: np.ndarray, mask: np.ndarray, occ, g, look) -> None:
 def occluded(points: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(K,) bool: the pixel nearest each point is under the occluder mask."""
     h, w = mask.shape
-    ij = np.round(points).astype(np.int64)
-    x, y = np.clip(ij[:, 0], 0, w - 1), np.clip(ij[:, 1], 0, h - 1)
+    ij = np.rint(points).astype(np.int64)
+    x = np.minimum(np.maximum(ij[:, 0], 0), w - 1)
+    y = np.minimum(np.maximum(ij[:, 1], 0), h - 1)
     return mask[y, x] > 127
 
 
 # ----------------------------------------------------------------------------- scene light and camera
+@lru_cache(maxsize=8)
+def _cell_centres(grid: int) -> np.ndarray:
+    t = (np.arange(grid) + 0.5) / grid - 0.5
+    t.setflags(write=False)
+    return t
+
+
 def scene_gain(light, grid: int = 16) -> np.ndarray:
     """(grid, grid) float32 exposure gain with a fall-off across the image toward the light, at the
     same cell centres as :func:`~.draw.head_shading` (a linear ramp: resizing it keeps it linear)."""
-    d = np.asarray(light.direction[:2], dtype=np.float64)
-    d = d / max(np.linalg.norm(d), 1e-6)
-    t = (np.arange(grid) + 0.5) / grid - 0.5
-    ramp = d[0] * t[None, :] + d[1] * t[:, None]                           # (G, G) toward the light
-    return (light.gain * (1.0 + light.gradient * 2.0 * ramp)).astype(np.float32)
+    dx, dy = float(light.direction[0]), float(light.direction[1])
+    norm = max(math.hypot(dx, dy), 1e-6)
+    k = light.gain * light.gradient * 2.0 / norm
+    t = _cell_centres(grid)
+    ramp = (k * dx) * t[None, :] + (k * dy) * t[:, None] + light.gain          # (G, G) toward the light
+    return ramp.astype(np.float32)
 
 
 def apply_light(img: np.ndarray, person: np.ndarray, scene: np.ndarray, head: np.ndarray, cast) -> np.ndarray:

@@ -12,9 +12,12 @@ Layout of DIR::
     annotations.jsonl    one line per image (visibility, flags, true pose, mask, group/frame, split)
     meta.json            generator version, seed, sizes, hard-case shares, flag rules, counts
 
-Determinism: face i of split s is drawn from ``SeedSequence([seed, split code, i])`` alone, every
-worker writes its own files atomically (temp file then rename), and the shared files are assembled in
+Determinism: face i of split s is drawn from ``SeedSequence([seed, split code, i])`` alone (its
+parameters, then its pixel randomness, from that one generator), and the shared files are assembled in
 index order from ``Pool.imap``; so the same seed gives byte-identical files for any ``workers``.
+Atomicity is per set: everything is written into a staging folder beside DIR and moved into place
+once complete (one rename when DIR is new), so a failure or an interrupt while rendering leaves DIR
+as it was.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import struct
+import uuid
 import zlib
 from dataclasses import dataclass
 from functools import partial
@@ -39,7 +44,7 @@ from distill.data.synthface.params import FLAG_RULES, FLAGS, HardCases, Light, s
 from distill.data.synthface.render import render_face
 from distill.errors import DataError
 
-GENERATOR_VERSION = "synthface-1.0"
+GENERATOR_VERSION = "synthface-1.1"
 SPLIT_CODES = {"train": 0, "test": 1, "stability": 2}
 VIDEO_FRAMES = 16
 
@@ -100,11 +105,14 @@ def stability_params(seed: int, job: Job, hard: HardCases):
                                expression=e)
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+def _write_bytes(path, data: bytes) -> None:
+    """Plain write: every per-face file goes into the staging folder that :func:`generate` renames into
+    place at the end, so a temp file + rename per file would only cost time."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _encode(img: np.ndarray, fmt: str) -> bytes:
@@ -122,52 +130,66 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 def png_gray(mask: np.ndarray) -> bytes:
     """(H, W) uint8 -> an 8-bit greyscale PNG, written out here: libpng's per-image set-up costs more
-    than compressing a mask (mostly 0 and 255 runs), which zlib at level 1 does in a few microseconds."""
+    than compressing a mask (mostly 0 and 255 runs). zlib's run-length strategy (level 1) is both
+    faster and smaller than plain level 1 on such rows (filter type 0 on every row)."""
     h, w = mask.shape
     rows = np.zeros((h, w + 1), np.uint8)                 # each row starts with its filter type (0: none)
     rows[:, 1:] = mask
+    z = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    data = z.compress(rows.tobytes()) + z.flush()
     return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + _chunk(b"IEND", b""))
+            + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))
 
 
 def pts_bytes(points: np.ndarray) -> bytes:
     """The bytes :func:`distill.data.formats.write_pts` writes for ``points`` (K, 2), without its
     per-point numpy indexing: one tolist, then repr of each float64 (+1 for the 1-based format)."""
-    flat = (np.asarray(points, dtype=np.float32).reshape(-1, 2).astype(np.float64) + 1.0).tolist()
-    body = "".join(f"{x!r} {y!r}\n" for x, y in flat)
-    return f"version: 1\nn_points: {len(flat)}\n{{\n{body}}}\n".encode()
+    flat = (np.asarray(points, dtype=np.float32).reshape(-1, 2).astype(np.float64) + 1.0).ravel().tolist()
+    n = len(flat) // 2
+    return (f"version: 1\nn_points: {n}\n{{\n" + "%r %r\n" * n % tuple(flat) + "}\n").encode()
 
 
 def _numbers(values: np.ndarray) -> list[str]:
-    """float32 values as text that reads back to the same float32 (repr of the exact float64)."""
-    return list(map(repr, np.asarray(values, dtype=np.float32).astype(np.float64).ravel().tolist()))
+    """float32 values as text that reads back to the same float32: 9 significant digits always
+    round-trip a float32 (through a float64 parse too), and '%.9g' costs a third of repr."""
+    flat = np.asarray(values, dtype=np.float32).astype(np.float64).ravel().tolist()
+    return ("%.9g " * len(flat) % tuple(flat)).split()
 
 
 def render_job(setup: Setup, job: Job) -> tuple[dict, str]:
     """Render and write one face; returns its annotations.jsonl record and its WFLW line."""
     if job.split == "stability":
         params = stability_params(setup.seed, job, setup.hard)
+        rng = None                   # pixel randomness from params.seed: a video keeps its background
     else:
-        params = sample_params(face_rng(setup.seed, job.split, job.index), setup.hard, tuple(BACKGROUNDS))
-    r = render_face(params, setup.size)
+        rng = face_rng(setup.seed, job.split, job.index)
+        params = sample_params(rng, setup.hard, _BACKGROUND_NAMES)
+    r = render_face(params, setup.size, rng)
     name = f"{job.index:06d}"
     image_rel = f"{job.split}/{name}.{setup.image_format}"
     mask_rel = f"masks/{job.split}/{name}.png"
-    _write_bytes(setup.out / image_rel, _encode(r.image, setup.image_format))
-    _write_bytes(setup.out / mask_rel, png_gray(r.mask))
-    _write_bytes(setup.out / job.split / f"{name}.pts", pts_bytes(r.points68))
+    out = str(setup.out)
+    _write_bytes(f"{out}/{image_rel}", _encode(r.image, setup.image_format))
+    _write_bytes(f"{out}/{mask_rel}", png_gray(r.mask))
+    _write_bytes(f"{out}/{job.split}/{name}.pts", pts_bytes(r.points68))
 
-    flags = {k: int(r.attributes[k]) for k in FLAGS}
-    record = {"image": image_rel, "visibility": [int(v) for v in r.vis68], "visibility98": [int(v) for v in r.vis98],
-              "attributes": flags, "yaw": round(r.attributes["yaw"], 4), "pitch": round(r.attributes["pitch"], 4),
-              "roll": round(r.attributes["roll"], 4), "mask": mask_rel, "group": job.group, "frame": job.frame,
+    attributes = r.attributes
+    flags = {k: int(attributes[k]) for k in FLAGS}
+    record = {"image": image_rel, "visibility": r.vis68.astype(np.int64).tolist(),
+              "visibility98": r.vis98.astype(np.int64).tolist(),
+              "attributes": flags, "yaw": round(attributes["yaw"], 4), "pitch": round(attributes["pitch"], 4),
+              "roll": round(attributes["roll"], 4), "mask": mask_rel, "group": job.group, "frame": job.frame,
               "split": job.split}
     if job.split == "stability":
         record["stability_kind"] = job.kind
     p = r.points98
-    box = [math.floor(p[:, 0].min()), math.floor(p[:, 1].min()), math.ceil(p[:, 0].max()), math.ceil(p[:, 1].max())]
+    (x0, y0), (x1, y1) = p.min(axis=0).tolist(), p.max(axis=0).tolist()
+    box = [math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)]
     tokens = _numbers(p) + [str(b) for b in box] + [str(flags[k]) for k in FLAGS] + [image_rel]
     return record, " ".join(tokens)
+
+
+_BACKGROUND_NAMES = tuple(BACKGROUNDS)
 
 
 def _jobs(num: int, num_test: int, stability: int) -> list[Job]:
@@ -190,7 +212,7 @@ def stability_groups(num_test: int) -> tuple[int, int]:
     return max(1, num_test // 20), max(1, num_test // 50)
 
 
-def _atomic_text(path: Path, text: str) -> None:
+def _write_text(path: Path, text: str) -> None:
     _write_bytes(path, text.encode("utf-8"))
 
 
@@ -201,7 +223,8 @@ def generate(out, num: int = 1000, seed: int = 0, size: int = 128, workers: int 
 
     num: training faces; num_test: test faces (default num // 5); stability: K renders per static
     stability group (0: no stability set); image_format: "png" or "jpg" (quality 95). Existing files
-    of the same names are overwritten.
+    of the same names are overwritten. The set is built in a staging folder beside ``out`` and moved
+    into place only once complete: on an error or an interrupt ``out`` is left as it was.
     """
     out = Path(out)
     num_test = num // 5 if num_test is None else num_test
@@ -212,13 +235,35 @@ def generate(out, num: int = 1000, seed: int = 0, size: int = 128, workers: int 
     if image_format not in ("png", "jpg"):
         raise DataError(f"synthface: image_format must be 'png' or 'jpg', got {image_format!r}")
     splits = ["train", "test"] + (["stability"] if stability else [])
-    for s in splits:
-        (out / s).mkdir(parents=True, exist_ok=True)
-        (out / "masks" / s).mkdir(parents=True, exist_ok=True)
-    (out / "wflw").mkdir(parents=True, exist_ok=True)
+    # everything is written into a staging folder next to ``out`` and moved into place at the end:
+    # an error or an interrupt leaves ``out`` as it was (nothing half-written), and the per-face files
+    # need no temp file + rename of their own
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.synthface-partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    stage.mkdir()
+    try:
+        for s in splits:
+            (stage / s).mkdir()
+            (stage / "masks" / s).mkdir(parents=True)
+        (stage / "wflw").mkdir()
+        setup = Setup(out=stage, seed=int(seed), size=size, image_format=image_format, hard=hard,
+                      stability=stability)
+        results = _render_all(setup, _jobs(num, num_test, stability), workers, progress, out)
+        records = [r for r, _ in results]
+        _write_text(stage / "annotations.jsonl",
+                    "".join(json.dumps(r, separators=(", ", ": ")) + "\n" for r in records))
+        for s in splits:
+            lines = [line for (r, line) in results if r["split"] == s]
+            _write_text(stage / "wflw" / f"list_98pt_{s}.txt", "".join(line + "\n" for line in lines))
+        _write_text(stage / "meta.json", json.dumps(_meta(setup, num, num_test, records), indent=2) + "\n")
+        _publish(stage, out)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+    return out
 
-    setup = Setup(out=out, seed=int(seed), size=size, image_format=image_format, hard=hard, stability=stability)
-    jobs = _jobs(num, num_test, stability)
+
+def _render_all(setup: Setup, jobs: list[Job], workers: int, progress: bool, out: Path) -> list[tuple[dict, str]]:
     work = partial(render_job, setup)
     results: list[tuple[dict, str]] = []
     bar = None
@@ -240,14 +285,28 @@ def generate(out, num: int = 1000, seed: int = 0, size: int = 128, workers: int 
             pool.join()
         if bar is not None:
             bar.stop()
+    return results
 
-    records = [r for r, _ in results]
-    _atomic_text(out / "annotations.jsonl", "".join(json.dumps(r, separators=(", ", ": ")) + "\n" for r in records))
-    for s in splits:
-        lines = [line for (r, line) in results if r["split"] == s]
-        _atomic_text(out / "wflw" / f"list_98pt_{s}.txt", "".join(line + "\n" for line in lines))
-    _atomic_text(out / "meta.json", json.dumps(_meta(setup, num, num_test, records), indent=2) + "\n")
-    return out
+
+def _publish(stage: Path, out: Path) -> None:
+    """Move the finished set from ``stage`` to ``out``: one rename when ``out`` is new (or an empty
+    folder), else file by file (os.replace, so each existing file is swapped whole), meta.json last."""
+    try:
+        os.rename(stage, out)
+        return
+    except OSError:
+        pass
+    last = []
+    for dirpath, _dirs, names in os.walk(stage):
+        rel = Path(dirpath).relative_to(stage)
+        (out / rel).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if rel == Path(".") and name == "meta.json":
+                last.append((Path(dirpath) / name, out / name))
+                continue
+            os.replace(Path(dirpath) / name, out / rel / name)
+    for src, dst in last:
+        os.replace(src, dst)
 
 
 def _meta(setup: Setup, num: int, num_test: int, records: list[dict]) -> dict:
