@@ -118,6 +118,7 @@ def main(argv=None) -> dict:
     for key in ("teacher_steps", "student_steps", "labelled"):
         ap.add_argument(f"--{key.replace('_', '-')}", type=int, default=None, help=f"override the budget's {key}")
     args = ap.parse_args(argv)
+    args.started = time.time()
     b = dict(BUDGETS[args.budget])
     for key in ("teacher_steps", "student_steps", "labelled"):
         if getattr(args, key):
@@ -221,12 +222,14 @@ def flops_ratio(teacher_ckpt: Path) -> float:
 def summarise(results: dict, seconds: dict, b: dict, args, teacher_ckpt: Path) -> dict:
     teacher = results["teacher"][0]
     rows = {}
-    for name, values in results.items():
+    order = ["teacher", "scratch", "kd_out", "kd_feat", "kd_both", "fpd_finetune", "semi_scratch", "semi_kd"]
+    for name, values in sorted(results.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
         mean = statistics.fmean(values)
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         rows[name] = {"nme": values, "mean": mean, "std": std, "vs_teacher": mean / teacher,
                       "seconds": seconds.get(name, 0.0)}
     return {"budget": args.budget, "device": args.device, "seeds": args.seeds, "jobs": args.jobs, "settings": b,
+            "wall_minutes": (time.time() - args.started) / 60,
             "flops_ratio": flops_ratio(teacher_ckpt), "teacher": str(teacher_ckpt), "rows": rows}
 
 
@@ -234,7 +237,7 @@ def print_table(report: dict) -> None:
     rows = report["rows"]
     scratch = rows.get("scratch")
     table = Table(title=f"KD study, SynthFace test NME (budget {report['budget']}, {report['seeds']} seeds, "
-                        f"student FLOPs = {report['flops_ratio']:.3f} x teacher)")
+                        f"student FLOPs = {report['flops_ratio']:.3f} x teacher, {report['wall_minutes']:.1f} min)")
     for col in ("variant", "NME % (mean +- std)", "x teacher", "vs scratch", "train s"):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for name, r in rows.items():

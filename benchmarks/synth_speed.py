@@ -3,7 +3,8 @@
     python benchmarks/synth_speed.py [--num 1000] [--size 128] [--format jpg|png] [--dir DIR]
 
 Prints tables; asserts nothing. Faces/s counts everything generate() does (render, encode, write
-image + .pts + mask, annotations); "render only" is render_face() in memory.
+image + .pts + mask, annotations); "render only" is render_faces() in memory, in generate()'s
+batches of CHUNK faces.
 
 Two rates per row: "CPU faces/s per core" = faces / CPU seconds (user + system) of this process
 and, for workers > 1, of its reaped worker processes: the per-core throughput, insensitive to other
@@ -27,9 +28,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from distill.data.synthface import HardCases, generate, render_face, sample_params
+from distill.data.synthface import HardCases, generate, sample_params
 from distill.data.synthface.backgrounds import BACKGROUNDS
 from distill.data.synthface.params import FLAGS
+from distill.data.synthface.render import render_faces
+from distill.data.synthface.writer import CHUNK
 from distill.data.synthface.yardstick import mean_shape_nme
 
 
@@ -66,12 +69,12 @@ def main() -> None:
     console = Console(width=max(Console().width, 110))
 
     params = [sample_params(np.random.default_rng([0, i]), HardCases(), tuple(BACKGROUNDS)) for i in range(200)]
-    render_face(params[0], args.size)
+    render_faces(params[:CHUNK], args.size)
     render_cpu = render_wall = 0.0
     for _ in range(3):           # the machine may be shared: best of three
         t, c = time.perf_counter(), time.process_time()
-        for p in params:
-            render_face(p, args.size)
+        for i in range(0, len(params), CHUNK):    # in generate()'s batches
+            render_faces(params[i:i + CHUNK], args.size)
         render_cpu = max(render_cpu, len(params) / (time.process_time() - c))
         render_wall = max(render_wall, len(params) / (time.perf_counter() - t))
 
@@ -80,6 +83,8 @@ def main() -> None:
                 "10k faces (MB)"):
         speed.add_column(col, justify="right")
     speed.add_row("render only", str(len(params)), "", "", f"{render_cpu:.0f}", f"{render_wall:.0f}", "", "")
+    if args.dir is not None:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         probe = Path(tmp) / "probe"
         probe.mkdir()

@@ -98,6 +98,9 @@ def _quarter_offset(heatmaps: torch.Tensor, x: torch.Tensor, y: torch.Tensor) ->
     return 0.25 * torch.stack([torch.sign(dx) * inside_x, torch.sign(dy) * inside_y], dim=-1)  # (B, K, 2)
 
 
+DARK_DET_FLOOR = 0.01  # see _dark_offset
+
+
 def _dark_offset(heatmaps: torch.Tensor, x: torch.Tensor, y: torch.Tensor, peak: torch.Tensor,
                  sigma: float) -> torch.Tensor:
     """DARK's Newton step from the integer peak (x, y) on the log of the smoothed heatmap.
@@ -134,12 +137,17 @@ def _dark_offset(heatmaps: torch.Tensor, x: torch.Tensor, y: torch.Tensor, peak:
     inside_y = (y > 0) & (y < h - 1)
     det = hxx * hyy - hxy * hxy
     full = inside_x & inside_y & (hxx < 0) & (det > 0)  # negative definite Hessian at an inner peak
-    det = torch.where(full, det, torch.ones_like(det))  # no division by ~0 in the unused branch
+    # A nearly flat peak (det -> 0) turns float noise into large steps: ONNX Runtime and torch then
+    # disagree by > 1e-3 px on low-confidence points. The floor caps that gain; it is far below a
+    # real Gaussian's det (1 / sigma_eff^4: 0.25 for sigma 1 smoothed by sigma 1, 0.04 for sigma 2).
+    det = torch.where(full, det.clamp_min(DARK_DET_FLOOR), torch.ones_like(det))  # ones: the unused branch
     ox2 = -(hyy * gx - hxy * gy) / det  # -H^-1 g, written out for 2x2
     oy2 = -(hxx * gy - hxy * gx) / det
     ok_x, ok_y = inside_x & (hxx < 0), inside_y & (hyy < 0)
-    ox1 = torch.where(ok_x, -gx / torch.where(ok_x, hxx, -torch.ones_like(hxx)), torch.zeros_like(gx))
-    oy1 = torch.where(ok_y, -gy / torch.where(ok_y, hyy, -torch.ones_like(hyy)), torch.zeros_like(gy))
+    # the 1-D steps get the same floor on their curvature (sqrt of the det floor)
+    h_floor = DARK_DET_FLOOR ** 0.5
+    ox1 = torch.where(ok_x, -gx / torch.where(ok_x, hxx.clamp(max=-h_floor), -torch.ones_like(hxx)), torch.zeros_like(gx))
+    oy1 = torch.where(ok_y, -gy / torch.where(ok_y, hyy.clamp(max=-h_floor), -torch.ones_like(hyy)), torch.zeros_like(gy))
     offset = torch.stack([torch.where(full, ox2, ox1), torch.where(full, oy2, oy1)], dim=-1)  # (B, K, 2)
     return offset.clamp(-1.0, 1.0)
 

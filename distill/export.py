@@ -305,12 +305,13 @@ def _tmp_name(out: Path, suffix: str = "") -> Path:
 
 def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, int8: bool = False, opset: int = 18,
            calib_data=None, check: bool = True, num_check: int = 8, num_calib: int = 64, log=print,
-           tol_px: float | None = None) -> ExportResult:
+           tol_px: float | None = None, threads: int | None = None) -> ExportResult:
     """Export a checkpoint to ONNX or TorchScript (see module docstring) -> :class:`ExportResult`.
 
     calib_data: a data folder (SynthFace / 300W layout: parity and calibration crops come from it, and
     the int8 NME change is measured on its test split), or a uint8 array (N, 3, S, S) of crops, or None
     (random crops; the NME change is then not measured). ``check=False`` skips the parity check.
+    threads: ONNX Runtime intra-op threads of the parity check (None: all cores).
     """
     ckpt = Path(ckpt)
     if fmt not in FORMATS:
@@ -345,7 +346,7 @@ def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, i
         if fmt == "onnx":
             _write_onnx(deploy, example, tmp, opset, meta)
             if check:
-                session = ort_session(tmp)
+                session = ort_session(tmp, threads)
                 result.parity_px["onnxruntime"] = parity(lambda c: run_torch(deploy, c),
                                                          lambda c: run_ort(session, c), crops)
         else:

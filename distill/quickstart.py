@@ -1,8 +1,9 @@
 """`distill quickstart`: the whole study on SynthFace, on a CPU, in one command.
 
-generate SynthFace (train / test / stability) -> train the teacher, the student from scratch, the student
-distilled from the teacher, the ConvDW regressor with L2 and with Wing -> export each to ONNX (parity
-checked) -> evaluate the ONNX files (the artefacts a user ships) -> stability -> benchmark -> report.
+generate SynthFace (train / test / stability) -> for each of the teacher, the student from scratch, the
+student distilled from the teacher, the ConvDW regressor with L2 and with Wing: train, export to ONNX
+(parity checked), evaluate the ONNX file (the artefact a user ships) and its stability -> benchmark ->
+report. On 2+ cores the models go through two processes at once (see LANES).
 
 Every step records itself in ``DIR/quickstart_state.json`` when it finishes; run the same command
 again with the same ``--out`` and finished steps are skipped, an interrupted training resumes from
@@ -65,11 +66,13 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    # Sized to finish within ~15 minutes on 2 CPU cores: the teacher is the recipe's Hourglass at 96
-    # channels instead of 128 (a 2x128 step costs ~1 s here, too slow for 5 minutes), which still
-    # leaves the 1x32 student at ~1/12 of its FLOPs. Measured: benchmarks/RESULTS.md.
+    # Sized to finish within ~15 minutes on 2 CPU cores, where the teacher's lane (teacher, then the
+    # distilled student) is the critical path: the teacher is the recipe's Hourglass at 96 channels
+    # instead of 128 (~0.4 s a step here against ~0.6 s), which still leaves the 1x32 student at ~1/12
+    # of its FLOPs; 1000 steps, because a teacher trained 600 steps (0.20 NME) taught the student
+    # nothing that its own ground truth did not. Measured: benchmarks/RESULTS.md.
     "small": Budget(num_train=3000, num_test=500, stability=8,
-                    steps={"teacher": 600, "student_scratch": 1500, "student_from_teacher": 1500,
+                    steps={"teacher": 1000, "student_scratch": 1500, "student_from_teacher": 1500,
                            "regressor_l2": 2500, "regressor_wing": 2500},
                     val_every=500, bench_repeats=30, model_args={"teacher": {"channels": 96}}),
     "full": Budget(num_train=10000, num_test=1000, stability=16,
@@ -134,7 +137,7 @@ def quickstart(out: str | Path = "quickstart_out", budget: str = "small", seed: 
     started = time.time() - float(state.data.get("elapsed_s", 0.0))
     data_root = out / "data"
 
-    steps = ["data"] + [f"train:{n}" for n in STUDY] + ["export", "evaluate", "bench", "report"]
+    steps = ["data"] + [f"{k}:{n}" for n in STUDY for k in ("train", "model")] + ["bench", "report"]
     console.rule(f"distill quickstart ({budget}) -> {out}")
     console.print("Steps: " + ", ".join(f"[green]{s}[/green]" if state.done(s) else s for s in steps))
 
@@ -145,13 +148,21 @@ def quickstart(out: str | Path = "quickstart_out", budget: str = "small", seed: 
                  stability=b.stability, progress=progress)
         state.mark("data")
 
-    # ------------------------------------------------------------------ training
+    # ------------------------------------------------------------------ train -> export -> evaluate
+    # One model at a time per lane: each is exported (parity checked) and scored on its ONNX file as soon
+    # as it is trained, so the other lane's exports overlap the teacher's training.
     ckpts: dict[str, Path] = {n: Path(state.get(f"train:{n}")) for n in STUDY if state.done(f"train:{n}")}
+    results: dict[str, dict] = {n: state.get(f"model:{n}") for n in STUDY if state.done(f"model:{n}")}
 
-    def finished(name: str, ckpt: Path) -> None:
+    def trained(name: str, ckpt: Path) -> None:
         ckpts[name] = ckpt
         state.data["elapsed_s"] = time.time() - started
         state.mark(f"train:{name}", str(ckpt))
+
+    def finished(name: str, result: dict) -> None:
+        results[name] = result
+        state.data["elapsed_s"] = time.time() - started
+        state.mark(f"model:{name}", result)
 
     jobs = _default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
@@ -159,33 +170,19 @@ def quickstart(out: str | Path = "quickstart_out", budget: str = "small", seed: 
     job = TrainJob(b, out, data_root, seed, logger)
     if jobs == 1:
         for name in STUDY:
+            if name in results:
+                continue
             if name not in ckpts:
                 console.print(f"[bold]train:{name}[/bold] ({STUDY[name]}, {b.steps[name]} steps)")
-                finished(name, job.run(name, ckpts, progress=progress))
+                trained(name, job.run(name, ckpts, progress=progress))
+            console.print(f"[bold]export + evaluate[/bold] {name} -> models/{name}.onnx")
+            finished(name, job.finish(name, ckpts[name]))
     else:
-        lanes = [[n for n in lane if n not in ckpts] for lane in LANES]
-        run_lanes(job, [lane for lane in lanes if lane], ckpts, finished, console, progress)
-
-    # ------------------------------------------------------------------ export
-    onnx_paths = {n: out / "models" / f"{n}.onnx" for n in STUDY}
-    if not state.done("export"):
-        from distill.export import export
-
-        parity = {}
-        for name in STUDY:
-            console.print(f"[bold]export[/bold] {name} -> {onnx_paths[name].relative_to(out)}")
-            res = export(ckpts[name], "onnx", onnx_paths[name], calib_data=str(data_root), check=True,
-                         log=lambda *a, **k: None, tol_px=b.parity_tol)
-            parity[name] = max(res.parity_px.values()) if res.parity_px else float("nan")
-        state.mark("export", parity)
-    parity = state.get("export")
-
-    # ------------------------------------------------------------------ evaluate
-    if not state.done("evaluate"):
-        console.print("[bold]evaluate[/bold]: NME / FR / AUC per subset, stability, on the ONNX files")
-        evals = {name: evaluate_study_model(onnx_paths[name], data_root) for name in STUDY}
-        state.mark("evaluate", evals)
-    evals = state.get("evaluate")
+        lanes = [[n for n in lane if n not in results] for lane in LANES]
+        run_lanes(job, [lane for lane in lanes if lane], ckpts, trained, finished, console, progress)
+    onnx_paths = {n: job.onnx_path(n) for n in STUDY}
+    parity = {n: results[n]["parity"] for n in STUDY}
+    evals = {n: results[n]["eval"] for n in STUDY}
 
     # ------------------------------------------------------------------ bench
     if not state.done("bench"):
@@ -250,6 +247,19 @@ class TrainJob:
         best = run_dir / "best.ckpt"
         return best if best.is_file() else run_dir / "last.ckpt"
 
+    def onnx_path(self, name: str) -> Path:
+        return self.out / "models" / f"{name}.onnx"
+
+    def finish(self, name: str, ckpt: Path, threads: int | None = None) -> dict:
+        """Export ``name`` to ONNX (parity checked against ``ckpt``) and score the ONNX file, the artefact
+        a user ships -> {"parity": max difference in crop px, "eval": evaluate_study_model(...)}."""
+        from distill.export import export
+
+        res = export(ckpt, "onnx", self.onnx_path(name), calib_data=str(self.data_root), check=True,
+                     log=lambda *a, **k: None, tol_px=self.budget.parity_tol, threads=threads)
+        parity = max(res.parity_px.values()) if res.parity_px else float("nan")
+        return {"parity": parity, "eval": evaluate_study_model(self.onnx_path(name), self.data_root, threads=threads)}
+
 
 # ----------------------------------------------------------------------------- lanes
 class _ReportSteps(L.Callback):
@@ -266,23 +276,30 @@ class _ReportSteps(L.Callback):
 
 
 def _lane(job: TrainJob, names: list[str], ckpts: dict[str, Path], queue) -> None:
-    """One lane, in its own process: train ``names`` in order, reporting to the parent through ``queue``."""
-    name = names[0]
+    """One lane, in its own process: train, export and score ``names`` in order (skipping trainings
+    already done), reporting to the parent through ``queue``."""
+    name, stage = names[0], "training"
     try:
         for name in names:
-            queue.put(("start", name, 0))
-            ckpts[name] = job.run(name, ckpts, progress=False, callbacks=[_ReportSteps(queue, name)])
-            queue.put(("done", name, str(ckpts[name])))
+            if name not in ckpts:
+                stage = "training"
+                queue.put(("start", name, 0))
+                ckpts[name] = job.run(name, ckpts, progress=False, callbacks=[_ReportSteps(queue, name)])
+                queue.put(("trained", name, str(ckpts[name])))
+            stage = "export or evaluation of"
+            queue.put(("finishing", name, 0))
+            queue.put(("done", name, job.finish(name, ckpts[name], threads=1)))
     except BaseException as e:  # noqa: BLE001 -- whatever it was, the parent must hear of it
-        queue.put(("error", name, (f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+        queue.put(("error", name, (stage, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
                                    traceback.format_exc())))
     queue.put(("lane_end", name, 0))
 
 
-def run_lanes(job: TrainJob, lanes: list[list[str]], ckpts: dict[str, Path], finished, console,
+def run_lanes(job: TrainJob, lanes: list[list[str]], ckpts: dict[str, Path], trained, finished, console,
               progress: bool = True) -> None:
-    """Train each lane in its own process, all at once; ``finished(name, ckpt)`` is called (here, in
-    this process) as each model ends. A failure in one lane stops them all and raises TrainingError."""
+    """Run each lane in its own process, all at once. Here, in this process, ``trained(name, ckpt)`` is
+    called as each training ends and ``finished(name, result)`` when its export and scores are done. A
+    failure in one lane stops them all and raises TrainingError."""
     import multiprocessing as mp
     import queue as queue_mod
 
@@ -296,8 +313,9 @@ def run_lanes(job: TrainJob, lanes: list[list[str]], ckpts: dict[str, Path], fin
              for lane in lanes]
     bars = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console, disable=not progress)
-    tasks = {n: bars.add_task(n, total=job.budget.steps[n], start=False) for lane in lanes for n in lane}
-    console.print("[bold]train[/bold]: " + " | ".join(" -> ".join(lane) for lane in lanes) +
+    tasks = {n: bars.add_task(n, total=job.budget.steps[n], start=False, completed=job.budget.steps[n] if n in ckpts
+                              else 0) for lane in lanes for n in lane}
+    console.print("[bold]train, export, evaluate[/bold]: " + " | ".join(" -> ".join(lane) for lane in lanes) +
                   f" ({len(lanes)} processes, one thread each)")
     failure = None
     try:
@@ -319,13 +337,21 @@ def run_lanes(job: TrainJob, lanes: list[list[str]], ckpts: dict[str, Path], fin
                         console.print(f"[bold]train:{name}[/bold] ({STUDY[name]}, {job.budget.steps[name]} steps)")
                 elif kind == "step":
                     bars.update(tasks[name], completed=value)
-                elif kind == "done":
+                elif kind == "trained":
                     bars.update(tasks[name], completed=job.budget.steps[name])
-                    finished(name, Path(value))
+                    trained(name, Path(value))
+                elif kind == "finishing":
+                    bars.start_task(tasks[name])
+                    bars.update(tasks[name], description=f"{name} (export, evaluate)")
+                    if not progress:
+                        console.print(f"[bold]export + evaluate[/bold] {name} -> models/{name}.onnx")
+                elif kind == "done":
+                    bars.update(tasks[name], description=name)
+                    finished(name, value)
                 elif kind == "error":
-                    log = job.out / f"train_{name}.error.log"
-                    atomic_write_text(log, value[1])
-                    failure = f"training {name} failed: {value[0]} (traceback: {log})"
+                    log = job.out / f"{name}.error.log"
+                    atomic_write_text(log, value[2])
+                    failure = f"{value[0]} {name} failed: {value[1]} (traceback: {log})"
                 elif kind == "lane_end":
                     running -= 1
     finally:
@@ -337,13 +363,13 @@ def run_lanes(job: TrainJob, lanes: list[list[str]], ckpts: dict[str, Path], fin
         raise TrainingError(failure)
 
 
-def evaluate_study_model(model_path: Path, data_root: Path) -> dict:
+def evaluate_study_model(model_path: Path, data_root: Path, threads: int | None = None) -> dict:
     """NME / FR / AUC overall and per subset on the test split, per-image NMEs (for CED), stability."""
     from distill.data.formats import load_samples
     from distill.metrics import LandmarkNME, frame_jitter, stability_std
     from distill.training.evaluate import load_predictor, predict_samples
 
-    predictor = load_predictor(model_path)
+    predictor = load_predictor(model_path, threads)
     test, _ = load_samples("synthface", data_root, split="test")
     pred = predict_samples(predictor, test)
     metric = LandmarkNME(predictor.schema)

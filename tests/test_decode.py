@@ -153,3 +153,22 @@ def test_dark_decoding_scripts_with_torchscript():
     points, confidence = traced(heatmaps)
     ref_points, ref_conf = decode_heatmaps(heatmaps, "dark", return_confidence=True)
     assert torch.allclose(points, ref_points, atol=1e-5) and torch.allclose(confidence, ref_conf)
+
+
+@pytest.mark.parametrize("floor", [None, 0.0])
+def test_dark_on_a_nearly_flat_peak_does_not_amplify_noise(monkeypatch, floor):
+    """A ridge almost flat along x (a weak, low-confidence point): float noise of the size ONNX Runtime
+    and torch disagree by must not move the decoded point by more than ~1e-3 crop px (DARK's det floor)."""
+    import distill.decode as decode
+
+    if floor is not None:
+        monkeypatch.setattr(decode, "DARK_DET_FLOOR", floor)  # no floor: the noise is amplified
+    ys, xs = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    ridge = 0.09 * torch.exp(-((xs - 7.3) ** 2) / (2 * 40.0 ** 2) - (ys - 5.2) ** 2 / 2)  # sigma_x 40, sigma_y 1
+    maps = ridge.expand(64, 1, 16, 16).clone()
+    noisy = maps * (1 + 1e-6 * torch.randn(maps.shape, generator=torch.Generator().manual_seed(0)))
+    moved = (decode_heatmaps(noisy, "dark") - decode_heatmaps(maps, "dark")).abs().max()
+    if floor is None:
+        assert moved < 2.5e-4  # heatmap px: 1e-3 crop px at stride 4
+    else:
+        assert moved > 2.5e-4

@@ -59,7 +59,8 @@ def test_a_failing_training_lane_stops_the_study_with_one_clear_error(tmp_path):
     job = TrainJob(BUDGETS["tiny"], tmp_path, tmp_path / "empty", None, "none")
     done = []
     with pytest.raises(TrainingError, match="training regressor_l2 failed: DataError") as err:
-        run_lanes(job, [["regressor_l2"]], {}, lambda name, ckpt: done.append(name), Console(quiet=True), False)
+        run_lanes(job, [["regressor_l2"]], {}, lambda name, ckpt: done.append(name),
+                  lambda name, result: done.append(name), Console(quiet=True), False)
     assert "\n" not in str(err.value)
-    assert "Traceback" in (tmp_path / "train_regressor_l2.error.log").read_text()
+    assert "Traceback" in (tmp_path / "regressor_l2.error.log").read_text()
     assert done == []

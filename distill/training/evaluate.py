@@ -30,7 +30,7 @@ class Predictor:
 
 
 # ----------------------------------------------------------------------------- predictors
-def ckpt_predictor(path: Path) -> Predictor:
+def ckpt_predictor(path: Path, threads: int | None = None) -> Predictor:
     from distill.checkpoint import load_model, schema_from_plain
     from distill.training.heatmap import heatmaps_to_crop
     from distill.decode import normalised_to_crop
@@ -57,7 +57,7 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return x.clamp(0, 255).round().to(torch.uint8).numpy()
 
 
-def exported_predictor(path: Path) -> Predictor:
+def exported_predictor(path: Path, threads: int | None = None) -> Predictor:
     """An ``.onnx`` (ONNX Runtime) or TorchScript ``.pt`` written by ``distill export``: uint8 crops in,
     crop-pixel points out (output 0), per the public contract."""
     from distill.data.schema import get_schema
@@ -65,7 +65,7 @@ def exported_predictor(path: Path) -> Predictor:
 
     meta = read_metadata(path)
     if path.suffix.lower() == ".onnx":
-        session = ort_session(path)
+        session = ort_session(path, threads)
         run = lambda crops: run_ort(session, crops)  # noqa: E731
     else:
         module = _load_torchscript(path)[0]
@@ -78,21 +78,22 @@ def exported_predictor(path: Path) -> Predictor:
 
 
 # file suffix -> predictor factory; the extension point for new model formats
-PREDICTORS: dict[str, Callable[[Path], Predictor]] = {
+PREDICTORS: dict[str, Callable[..., Predictor]] = {
     ".ckpt": ckpt_predictor,
     ".onnx": exported_predictor,
     ".pt": exported_predictor,
 }
 
 
-def load_predictor(path: str | Path) -> Predictor:
+def load_predictor(path: str | Path, threads: int | None = None) -> Predictor:
+    """threads: ONNX Runtime intra-op threads for .onnx files (None: all cores); torch's are global."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: model file not found")
     factory = PREDICTORS.get(path.suffix.lower())
     if factory is None:
         raise DataError(f"{path}: unknown model format {path.suffix!r} (known: {', '.join(PREDICTORS)})")
-    return factory(path)
+    return factory(path, threads)
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -38,6 +38,19 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path, small_set):
     assert c["train/000000.jpg"] != a["train/000000.jpg"]
 
 
+def test_a_face_does_not_depend_on_the_batch_it_is_rendered_in(tmp_path, small_set, monkeypatch):
+    from distill.data.synthface import writer
+
+    monkeypatch.setattr(writer, "CHUNK", 3)          # other batches: faces posed with other neighbours
+    again = generate(tmp_path / "c3", num=8, seed=3, size=64, workers=1, num_test=3, stability=2, progress=False)
+    a, b = files(small_set), files(again)
+    assert sorted(a) == sorted(b)
+    assert not [name for name in a if a[name] != b[name]]
+    longer = files(generate(tmp_path / "n20", num=20, seed=3, size=64, workers=1, num_test=3, progress=False))
+    for name in ("train/000000.jpg", "train/000007.pts", "masks/train/000005.png"):
+        assert longer[name] == a[name]
+
+
 def test_layout_loads_through_the_300w_and_wflw_readers(small_set):
     records = [json.loads(line) for line in (small_set / "annotations.jsonl").read_text().splitlines()]
     assert [r["split"] for r in records].count("train") == 8 and [r["split"] for r in records].count("test") == 3
@@ -133,7 +146,8 @@ def test_cli_data_synth(tmp_path):
 
 
 def test_fast_writers_match_the_library_formats(tmp_path):
-    from distill.data.synthface.writer import png_gray, pts_bytes
+    from distill.data.synthface.numtext import pts_bytes
+    from distill.data.synthface.writer import png_gray
 
     rng = np.random.default_rng(0)
     for k in range(20):
@@ -146,17 +160,37 @@ def test_fast_writers_match_the_library_formats(tmp_path):
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "m.png"), cv2.IMREAD_UNCHANGED), mask)
 
 
+def test_batched_pts_text_matches_write_pts(tmp_path):
+    """The exact shortest-repr path of pts_bytes_many (values in [1, 10^4)) and its repr fallback."""
+    from distill.data.synthface.numtext import pts_bytes_many
+
+    rng = np.random.default_rng(7)
+    sets = [rng.uniform(1, 130, (68, 2)), rng.uniform(1, 9998, (68, 2)),
+            np.round(rng.uniform(1, 200, (68, 2)) * 8) / 8, np.round(rng.uniform(1, 200, (68, 2)) * 100) / 100,
+            rng.integers(1, 300, (68, 2)).astype(float), rng.uniform(-2, 3, (68, 2)), np.zeros((0, 2))]
+    sets += [rng.uniform(1, 130, (68, 2)) for _ in range(200)]
+    sets = [p.astype(np.float32) for p in sets]
+    expected = []
+    for p in sets:
+        write_pts(tmp_path / "a.pts", p)
+        expected.append((tmp_path / "a.pts").read_bytes())
+    assert pts_bytes_many(sets[:7]) == expected[:7]
+    assert pts_bytes_many(sets[7:]) == expected[7:]                      # all on the fast path
+    for p, e in zip(sets[:6], expected):
+        assert pts_bytes_many([p]) == [e]
+
+
 def test_a_failed_generate_leaves_nothing_behind(tmp_path, monkeypatch):
     from distill.data.synthface import writer
 
-    real = writer.render_job
+    real = writer.render_chunk
 
-    def failing(setup, job):
-        if job.index == 2:
+    def failing(setup, jobs):
+        if any(job.index == 2 for job in jobs):
             raise RuntimeError("boom")
-        return real(setup, job)
+        return real(setup, jobs)
 
-    monkeypatch.setattr(writer, "render_job", failing)
+    monkeypatch.setattr(writer, "render_chunk", failing)
     with pytest.raises(RuntimeError, match="boom"):
         generate(tmp_path / "set", num=4, seed=0, size=64, workers=1, num_test=1, progress=False)
     assert list(tmp_path.iterdir()) == []        # no half-written set and no staging folder

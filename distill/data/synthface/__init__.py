@@ -2,6 +2,7 @@
 
     generate(out, num, seed, size, workers, num_test, stability) -> Path   writes a set (writer.py)
     render_face(params, size) -> Render                                     one face in memory (render.py)
+    render_faces(params_list, size) -> [Render]                             a batch, posed together
     sample_params(rng, hard) / mirror_params(params)                        the parameters (params.py)
     mean_shape_nme(dir)                                                     the model-free yardstick
 
@@ -11,9 +12,9 @@ blur, noise, JPEG), backgrounds, params, render, writer, yardstick.
 """
 
 from distill.data.synthface.params import FLAGS, FaceParams, HardCases, mirror_params, sample_params
-from distill.data.synthface.render import Render, render_face
+from distill.data.synthface.render import Render, render_face, render_faces
 from distill.data.synthface.writer import generate
 from distill.data.synthface.yardstick import mean_shape_nme
 
 __all__ = ["FLAGS", "FaceParams", "HardCases", "Render", "generate", "mean_shape_nme", "mirror_params", "render_face",
-           "sample_params"]
+           "render_faces", "sample_params"]

@@ -25,7 +25,7 @@ _T8 = np.linspace(-0.5, 0.5, 8)
 def gradient(size: int, rng: np.random.Generator) -> np.ndarray:
     """A linear ramp between two colours at a random angle (drawn at 8x8, resized: ramps stay linear)."""
     a = float(rng.uniform(0, 2 * np.pi))
-    ramp = np.clip(math.cos(a) * _T8[None, :] + math.sin(a) * _T8[:, None] + 0.5, 0, 1)   # (8, 8)
+    ramp = np.minimum(np.maximum(math.cos(a) * _T8[None, :] + math.sin(a) * _T8[:, None] + 0.5, 0.0), 1.0)   # (8, 8)
     c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
     small = (c0 + 0.5 + ramp[..., None] * (c1 - c0)).astype(np.uint8)                      # (8, 8, 3), rounded
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
@@ -52,7 +52,8 @@ def texture(size: int, rng: np.random.Generator) -> np.ndarray:
     g = max(size // 4, 1)
     coarse = cv2.resize(rng.uniform(0, 255, (k, k, 3)).astype(np.float32), (g, g), interpolation=cv2.INTER_CUBIC)
     fine = rng.uniform(-1, 1, (g, g, 1)).astype(np.float32)
-    small = np.clip(coarse + np.float32(rng.uniform(10, 50)) * fine + 0.5, 0, 255).astype(np.uint8)
+    small = np.minimum(np.maximum(coarse + np.float32(rng.uniform(10, 50)) * fine + np.float32(0.5), np.float32(0.0)),
+                       np.float32(255.0)).astype(np.uint8)
     return cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
 
 

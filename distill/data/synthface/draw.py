@@ -19,11 +19,11 @@ import math
 import cv2
 import numpy as np
 
-from distill.data.synthface.face_model import PIVOT, Geometry
+from distill.data.synthface.face_model import FX_SHIFT, PIVOT, Geometry
 from distill.data.synthface.shape import EXPRESSION, HEAD_AXES, HEAD_CENTRE, catmull_rom_weights
 
 AA = cv2.LINE_AA
-SHIFT = 4                      # fractional bits for cv2 drawing
+SHIFT = FX_SHIFT               # fractional bits for cv2 drawing
 ONE = 1 << SHIFT
 SCLERA = (215, 222, 228)
 PUPIL = (12, 12, 14)
@@ -45,8 +45,8 @@ def lines(img: np.ndarray, pts: np.ndarray, colour, thickness: int = 1, closed: 
 def ellipse(img: np.ndarray, centre, axes, angle: float, colour, thickness: int = -1, aa: bool = True) -> None:
     cx, cy = centre
     ax, ay = axes
-    cv2.ellipse(img, (int(round(cx * ONE)), int(round(cy * ONE))),
-                (max(1, int(round(ax * ONE))), max(1, int(round(ay * ONE)))), float(angle), 0, 360, colour,
+    cv2.ellipse(img, (round(float(cx) * ONE), round(float(cy) * ONE)),
+                (max(1, round(float(ax) * ONE)), max(1, round(float(ay) * ONE))), float(angle), 0, 360, colour,
                 thickness, AA if aa else cv2.LINE_8, SHIFT)
 
 
@@ -103,7 +103,7 @@ def _eye(img, g: Geometry, look, side: str, closure: float, lids, flids, ink, ba
         above = np.concatenate([up, (0.55 * brow_low + 0.45 * up[[16, 11, 6, 1]])[::-1]])  # lid up toward the brow
         _blend(img, lambda layer: poly(layer, above, look.eye_shadow), 0.55)
     if closure < 0.85:
-        contour = np.concatenate([fup, flow[1:-1]])                          # fixed point
+        contour = g.fixed["eye_contours"][0 if side == "right" else 1]       # fixed point: upper + lower lid
         bx, by, bw, bh = cv2.boundingRect(contour)
         h, w = img.shape[:2]
         x0, y0 = max((bx >> SHIFT) - 1, 0), max((by >> SHIFT) - 1, 0)
@@ -161,18 +161,20 @@ def _mouth(img, g: Geometry, f98: np.ndarray, look, mouth_open: float) -> None:
     cv2.polylines(img, [f98[88:93]], False, tone(lips, 0.55), 1, AA, SHIFT)
 
 
-def _nose(img, g: Geometry, look, light) -> None:
-    """The wall facing away from the light in shade, round wings and tip, nostrils."""
+def _nose(img, g: Geometry, f: dict, look, light) -> None:
+    """The wall facing away from the light in shade, round wings and tip, nostrils (``f``: g.fixed)."""
     lx, ly, lz = light.direction
     ln = math.sqrt(lx * lx + ly * ly + lz * lz)
-    L = np.array([lx / ln, ly / ln, lz / ln])
-    front_l = -float(g.rot[:, 2] @ L)
-    (wall_r, n_r), (wall_l, n_l) = g.nose_walls
-    nr, nl = float(n_r @ L), float(n_l @ L)
-    wall, nL = (wall_r, nr) if nr < nl else (wall_l, nl)
+    lx, ly, lz = lx / ln, ly / ln, lz / ln
+    (_, _, c0), (_, _, c1), (_, _, c2) = g.rot.tolist()
+    front_l = -(c0 * lx + c1 * ly + c2 * lz)
+    (_, n_r), (_, n_l) = g.nose_walls
+    (a0, a1, a2), (b0, b1, b2) = n_r.tolist(), n_l.tolist()
+    nr, nl = a0 * lx + a1 * ly + a2 * lz, b0 * lx + b1 * ly + b2 * lz
+    wall, nL = (f["walls"][0], nr) if nr < nl else (f["walls"][1], nl)
     k = min(max(1.0 + 0.5 * (nL - front_l), 0.72), 0.97)
     skin = look.skin
-    poly(img, wall, tone(skin, k))
+    cv2.fillPoly(img, [wall], tone(skin, k), AA, SHIFT)
     q, s = g.p68.tolist(), g.px_per_mm
     vis = g.vis68
     (x30, y30), (x33, y33) = q[30], q[33]
@@ -188,7 +190,7 @@ def _nose(img, g: Geometry, look, light) -> None:
         (xw, yw), (xm, ym) = q[wing], q[mid]
         ellipse(img, (0.55 * xm + 0.45 * xw, 0.55 * ym + 0.45 * yw), (1.7 * s, 0.9 * s),
                 math.degrees(math.atan2(yw - y33, xw - x33)), dark)
-    lines(img, g.p68[31:36], tone(skin, 0.72), 1)          # the underside of the nose
+    cv2.polylines(img, [f["p98"][55:60]], False, tone(skin, 0.72), 1, AA, SHIFT)   # the underside (68-pt 31-35)
 
 
 def _beard(img, g: Geometry, look) -> None:
@@ -219,50 +221,90 @@ def head_shading(g: Geometry, light, size: int, grid: int = 16) -> np.ndarray:
     """(grid, grid) float32 Lambert factor of the posed head ellipsoid (ambient + diffuse * max(0, n.L)),
     sampled at the centres of a grid x grid tiling of the image: cv2.resize (INTER_LINEAR) to (size, size)
     gives the per-pixel factor (the shading is smooth, so a coarse grid is all it needs)."""
-    R = g.rot
-    C = R @ (HEAD_CENTRE - PIVOT)
-    C[2] += g.depth
-    M = R.T / HEAD_AXES[:, None]                                           # (3, 3) camera -> unit sphere
-    Q = M.T @ M                                                            # the ellipsoid's quadric
+    return head_shadings([g], [light], size, grid)[0]
+
+
+def head_shadings(geoms: list, lights: list, size: int, grid: int = 16) -> np.ndarray:
+    """(N, grid, grid) :func:`head_shading` of several faces at once, elementwise numpy only (each face's
+    numbers do not depend on the batch).
+
+    The ray through a cell centre is d = (u, v, 1); with the head ellipsoid's quadric Q = R diag(1/axes^2) R'
+    and centre C (camera frame) it meets the surface at s d, s = (b - sqrt(b^2 - a c)) / a with a = d'Qd,
+    b = d'QC, c = C'QC - 1 (a miss grazes the silhouette: the discriminant is clamped at 0); the normal
+    there is n = Q (s d - C)."""
+    R = np.array([g.rot for g in geoms])                                   # (N, 3, 3)
+    Rt = [[R[:, j, m, None, None] for m in range(3)] for j in range(3)]    # (N, 1, 1) entries
+    hc = (HEAD_CENTRE - PIVOT).tolist()
+    depth = np.array([g.depth for g in geoms])[:, None, None]
+    C = [Rt[j][0] * hc[0] + Rt[j][1] * hc[1] + Rt[j][2] * hc[2] for j in range(3)]
+    C[2] = C[2] + depth
+    w = (1.0 / HEAD_AXES**2).tolist()
+    Q = [[Rt[j][0] * Rt[k][0] * w[0] + Rt[j][1] * Rt[k][1] * w[1] + Rt[j][2] * Rt[k][2] * w[2] for k in range(3)]
+         for j in range(3)]
     t = (np.arange(grid) + 0.5) * (size / grid) - 0.5
-    d = np.empty((grid, grid, 3))                                          # rays through the grid's pixel centres
-    d[..., 0] = ((t - g.centre[0]) / g.focal)[None, :]
-    d[..., 1] = ((t - g.centre[1]) / g.focal)[:, None]
-    d[..., 2] = 1.0
-    d = d.reshape(-1, 3)
-    qd = d @ Q                                                             # (G*G, 3)
-    qc = Q @ C
-    a = (qd * d).sum(axis=1)
-    b = qd @ C
-    disc = np.maximum(b * b - a * (C @ qc - 1.0), 0.0)                    # misses graze the silhouette
-    s = (b - np.sqrt(disc)) / a
-    n = s[:, None] * qd - qc                                               # gradient Q (x - C), x = s d
-    L = np.asarray(light.direction, dtype=np.float64)
-    L = L / np.linalg.norm(L)
-    cos = (n @ L) / np.sqrt((n * n).sum(axis=1))
-    shade = light.ambient + light.diffuse * np.maximum(cos, 0.0)
-    return shade.reshape(grid, grid).astype(np.float32)
+    centre = np.array([g.centre for g in geoms])
+    focal = np.array([g.focal for g in geoms])[:, None]
+    U = ((t - centre[:, :1]) / focal)[:, None, :]                          # (N, 1, G) columns
+    V = ((t - centre[:, 1:]) / focal)[:, :, None]                          # (N, G, 1) rows
+    qd = [Q[0][k] * U + (Q[1][k] * V + Q[2][k]) for k in range(3)]        # (N, G, G): Q d (Q symmetric)
+    qc = [Q[k][0] * C[0] + Q[k][1] * C[1] + Q[k][2] * C[2] for k in range(3)]
+    a = qd[0] * U + qd[1] * V + qd[2]
+    b = qd[0] * C[0] + qd[1] * C[1] + qd[2] * C[2]
+    c = C[0] * qc[0] + C[1] * qc[1] + C[2] * qc[2] - 1.0
+    s = (b - np.sqrt(np.maximum(b * b - a * c, 0.0))) / a
+    nv = [s * qd[k] - qc[k] for k in range(3)]                             # gradient Q (x - C), x = s d
+    L = np.array([l.direction for l in lights], dtype=np.float64)
+    L = L / np.sqrt((L * L).sum(axis=1, keepdims=True))
+    L = L[:, :, None, None]
+    cos = (nv[0] * L[:, 0] + nv[1] * L[:, 1] + nv[2] * L[:, 2]) / np.sqrt(nv[0] * nv[0] + nv[1] * nv[1] + nv[2] * nv[2])
+    ambient = np.array([l.ambient for l in lights])[:, None, None]
+    diffuse = np.array([l.diffuse for l in lights])[:, None, None]
+    return (ambient + diffuse * np.maximum(cos, 0.0)).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- the person
+def prepare(geoms: list) -> list[dict]:
+    """Per face, what :func:`draw_person` needs in fixed point beyond the outlines, converted for all
+    faces at once: the four lid curves (float and fixed point) and the 98 points; stored in (and
+    returned as) each ``g.fixed``."""
+    curves = np.stack([_LIDS @ g.p98 for g in geoms]).reshape(len(geoms), 4, len(_LID), 2)   # eye_contours
+    fcurves = fx(curves)
+    contours = np.ascontiguousarray(np.concatenate([fcurves[:, [0, 2]], fcurves[:, [1, 3], 1:-1]], axis=2))   # (N, 2, 32, 2)
+    f98 = fx(np.stack([g.p98 for g in geoms]))
+    out = []
+    for i, g in enumerate(geoms):
+        if g.fixed is None:
+            g.fixed = _fixed(g)
+        g.fixed.update(lids=curves[i], lids_fx=fcurves[i], p98=f98[i], eye_contours=contours[i])
+        out.append(g.fixed)
+    return out
+
+
+def _fixed(g: Geometry) -> dict:
+    """Geometry.fixed for a Geometry built without it."""
+    return {"torso": fx(g.torso), "neck": fx(g.neck), "hair_back": fx(g.hair_back), "head_outline": fx(g.head_outline),
+            "hair_outline": fx(g.hair_outline), "face_outline": fx(g.face_outline),
+            "ears": tuple(fx(ear) for ear, _ in g.ears), "walls": tuple(fx(wall) for wall, _ in g.nose_walls)}
+
+
 def draw_person(img: np.ndarray, mask: np.ndarray, g: Geometry, look, light, expression) -> None:
     """Paint the person onto ``img`` (H, W, 3) uint8 and its anti-aliased silhouette onto ``mask`` (H, W)
     (255 inside, partial coverage on the edge)."""
     mouth_open, close_right, close_left = float(expression[_MOUTH_OPEN]), float(expression[_CLOSE_R]), \
         float(expression[_CLOSE_L])
     skin = look.skin
-    shapes = [(g.torso, look.clothes), (g.neck, tone(skin, 0.78))]
+    f = g.fixed if g.fixed is not None else _fixed(g)                       # the polygons in fixed point
+    shapes = [(f["torso"], look.clothes), (f["neck"], tone(skin, 0.78))]
     if look.hair_style == "long":
-        shapes.append((g.hair_back, look.hair))
-    shapes += [(ear, tone(skin, 0.9)) for ear, facing in g.ears if facing < 0.35]
-    shapes.append((g.head_outline, skin))
+        shapes.append((f["hair_back"], look.hair))
+    shapes += [(ear, tone(skin, 0.9)) for ear, (_, facing) in zip(f["ears"], g.ears) if facing < 0.35]
+    shapes.append((f["head_outline"], skin))
     if look.hair_style != "bald":
-        shapes.append((g.hair_outline, look.hair))
-    shapes.append((g.face_outline, skin))
+        shapes.append((f["hair_outline"], look.hair))
+    shapes.append((f["face_outline"], skin))
     for pts, colour in shapes:
-        f = [fx(pts)]
-        cv2.fillPoly(img, f, colour, AA, SHIFT)
-        cv2.fillPoly(mask, f, 255, AA, SHIFT)
+        cv2.fillPoly(img, [pts], colour, AA, SHIFT)
+        cv2.fillPoly(mask, [pts], 255, AA, SHIFT)
     for ear, facing in g.ears:
         if facing >= 0.35:
             poly(img, ear, tone(skin, 0.93))
@@ -281,9 +323,8 @@ def draw_person(img: np.ndarray, mask: np.ndarray, g: Geometry, look, light, exp
     sides = [("right", close_right), ("left", close_left)]
     if depth_r < depth_l:   # the nearer eye last
         sides.reverse()
-    curves = (_LIDS @ g.p98).reshape(4, len(_LID), 2)                       # eye_contours, all four at once
-    fcurves = fx(curves)
-    f98 = fx(g.p98)
+    f = g.fixed if g.fixed is not None and "lids" in g.fixed else prepare([g])[0]
+    curves, fcurves, f98 = f["lids"], f["lids_fx"], f["p98"]
     lids = {"right": ((curves[0], curves[1]), (fcurves[0], fcurves[1])),
             "left": ((curves[2], curves[3]), (fcurves[2], fcurves[3]))}
     ink = tone(look.hair, 0.35)
@@ -293,7 +334,7 @@ def draw_person(img: np.ndarray, mask: np.ndarray, g: Geometry, look, light, exp
         _eye(img, g, look, side, closure, *lids[side], ink, ball)
         _brow(img, f98, look, side)
     _mouth(img, g, f98, look, mouth_open)
-    _nose(img, g, look, light)
+    _nose(img, g, f, look, light)
     if look.glasses:
         _glasses(img, g, look)
 

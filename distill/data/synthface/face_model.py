@@ -30,6 +30,7 @@ from distill.data.synthface.shape import (EXPRESSION, HEAD_AXES, HEAD_CENTRE, ID
                                           deform, normals68, normals98, to98)
 
 PIVOT = np.array([0.0, 60.0, 70.0])  # top of the neck: the head turns about this point
+FX_SHIFT = 4                         # fractional bits of the cv2 fixed-point polygons (draw.SHIFT)
 
 
 # ----------------------------------------------------------------------------- extra 3D points for drawing
@@ -150,6 +151,9 @@ class Geometry:
     nose_walls: list             # [(polygon, normal in camera frame)] right then left
     cam: dict                    # name -> (N, 3) camera-frame points kept for drawing (glasses, masks)
     box: np.ndarray              # (4,) tight box of the 98 points
+    fixed: dict = None           # name -> the same polygon in cv2 fixed point (int32, FX_SHIFT fractional bits):
+                                 # head_outline, face_outline, hair_outline, hair_back, neck, torso, ears, walls
+                                 # (draw.prepare adds the lids and the 98 points)
 
 
 def _convex_hull(points: np.ndarray) -> np.ndarray:
@@ -199,6 +203,31 @@ def _points_model() -> tuple[np.ndarray, np.ndarray]:
     return base, basis
 
 
+def _rotations(angles: list[tuple[float, float, float]]) -> np.ndarray:
+    """(N, 3, 3) :func:`rotation` of each (yaw, pitch, roll), scalar math per face (math.sin/cos:
+    the same bits whatever the batch)."""
+    rows = []
+    for yaw, pitch, roll in angles:
+        y, p, r = math.radians(yaw), math.radians(pitch), math.radians(roll)
+        cy, sy, cp, sp, cr, sr = math.cos(y), math.sin(y), math.cos(p), math.sin(p), math.cos(r), math.sin(r)
+        a0, a1, a2 = (cy, sy * sp, -sy * cp), (0.0, cp, sp), (sy, -cy * sp, cy * cp)
+        rows.append([cr * a0[0] - sr * a1[0], cr * a0[1] - sr * a1[1], cr * a0[2] - sr * a1[2],
+                     sr * a0[0] + cr * a1[0], sr * a0[1] + cr * a1[1], sr * a0[2] + cr * a1[2],
+                     a2[0], a2[1], a2[2]])
+    return np.array(rows, dtype=np.float64).reshape(-1, 3, 3)
+
+
+def _rotate(x: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """(N, P, 3) points x -> (N, P, 3) points R x per face, R (N, 3, 3); written out elementwise
+    (no BLAS): every face gets the same bits whatever the batch it is posed in."""
+    X, Y, Z = x[..., 0], x[..., 1], x[..., 2]
+    out = np.empty(np.broadcast_shapes(X.shape, R.shape[:1] + (1,)) + (3,))
+    for j in range(3):
+        r = R[:, j, :, None]                                                # (N, 3, 1)
+        out[..., j] = X * r[:, 0] + Y * r[:, 1] + Z * r[:, 2]
+    return out
+
+
 def pose_face(params, size: int) -> Geometry:
     """Deform, pose, project and place one face (``params``: a :class:`~.params.FaceParams`).
 
@@ -207,62 +236,108 @@ def pose_face(params, size: int) -> Geometry:
     that the box sits at (place_x, place_y) of the free room (plus the sub-pixel shift). Both steps
     keep an exact pinhole camera whose principal point mirrors onto itself.
     """
-    identity, expression = params.identity, params.expression
+    return pose_faces([params], size)[0]
+
+
+def pose_faces(params_list, size: int) -> list[Geometry]:
+    """:func:`pose_face` for several faces at once: the per-point arithmetic runs once over the batch,
+    elementwise (or as one small product per face), so each face's numbers do not depend on the batch
+    it is in; the convex hulls are then taken face by face."""
+    n = len(params_list)
     base, basis = _points_model()
-    p166 = base + (np.concatenate([identity, expression]) @ basis).reshape(166, 3)   # the 68 then the 98
-    hl = round(float(identity[_HAIRLINE]), 2)
-    rest, cap = _head_rest(hl)
-    R = rotation(params.yaw, params.pitch, params.roll)
-    Rb = rotation(0.4 * params.yaw, 0.0, 0.0)  # the body follows the head only partly
-    depth = params.distance * 150.0
+    comps = np.array([np.concatenate([p.identity, p.expression]) for p in params_list])   # (N, I + E)
+    # base + comps . basis: a stack of one-row products (the same product for a face whatever the batch)
+    p166 = (base.ravel() + np.matmul(comps[:, None, :], basis)[:, 0]).reshape(n, 166, 3)
+    rests, caps = zip(*(_head_rest(round(float(p.identity[_HAIRLINE]), 2)) for p in params_list))
+    R = _rotations([(p.yaw, p.pitch, p.roll) for p in params_list])
+    Rb = _rotations([(0.4 * p.yaw, 0.0, 0.0) for p in params_list])         # the body follows the head only partly
+    depth = np.array([p.distance * 150.0 for p in params_list])
 
-    head = np.concatenate([p166 - PIVOT, rest])
-    cam = head @ R.T                                                        # (N, 3) camera frame
-    cam[:, 2] += depth
-    body = _BODY_P @ Rb.T
-    body[:, 2] += depth
-    uv = cam[:, :2] / cam[:, 2:3]                                           # unit focal length
-    uv_body = body[:, :2] / body[:, 2:3]
+    head = np.concatenate([p166 - PIVOT, np.stack(rests)], axis=1)         # (N, P, 3)
+    cam = _rotate(head, R)                                                  # camera frame
+    cam[..., 2] += depth[:, None]
+    body = _rotate(_BODY_P[None], Rb)
+    body[..., 2] += depth[:, None]
+    uv = cam[..., :2] / cam[..., 2:3]                                       # unit focal length
+    uv_body = body[..., :2] / body[..., 2:3]
 
-    u98 = uv[ROWS["p98"]]
-    (lx, ly), (hx, hy) = u98.min(axis=0).tolist(), u98.max(axis=0).tolist()
-    focal = params.face_frac * size / max(hx - lx, hy - ly)
-    centre = []
-    for lo, hi, place, shift in ((lx, hx, params.place_x, params.shift_x), (ly, hy, params.place_y, params.shift_y)):
-        lo_room = 0.5 * (hi - lo) * focal + 0.03 * size                     # keep 3% of the image free
-        hi_room = (size - 1) - lo_room
-        target = lo_room + place * (hi_room - lo_room) if hi_room > lo_room else 0.5 * (size - 1)
-        centre.append(target - 0.5 * (lo + hi) * focal + shift)
-    centre = np.array(centre)
-    q = uv * focal + centre
-    q_body = uv_body * focal + centre
+    u98 = uv[:, ROWS["p98"]]
+    lo, hi = u98.min(axis=1), u98.max(axis=1)                               # (N, 2)
+    extent = hi - lo
+    frac = np.array([p.face_frac for p in params_list])
+    focal = frac * size / np.maximum(extent[:, 0], extent[:, 1])
+    place = np.array([(p.place_x, p.place_y) for p in params_list])
+    shift = np.array([(p.shift_x, p.shift_y) for p in params_list])
+    lo_room = 0.5 * extent * focal[:, None] + 0.03 * size                   # keep 3% of the image free
+    hi_room = (size - 1) - lo_room
+    target = np.where(hi_room > lo_room, lo_room + place * (hi_room - lo_room), 0.5 * (size - 1))
+    centre = target - 0.5 * (lo + hi) * focal[:, None] + shift              # (N, 2)
+    # the head's rows then the body's, one array: every polygon below is one gather from it
+    q = np.concatenate([uv, uv_body], axis=1) * focal[:, None, None] + centre[:, None, :]
+    q32 = q.astype(np.float32)                                              # what cv2.convexHull takes
+    qfx = np.rint(q32 * (1 << FX_SHIFT)).astype(np.int32)                   # the same in cv2 fixed point
 
-    q68, q98 = q[ROWS["p68"]], q[ROWS["p98"]]
-    vis68, vis98 = _visibility(cam[:166], q[:166], R, expression)
+    vis = _visibility(cam[:, :166], q[:, :166], q32, R, params_list)        # (N, 166) float32
 
-    ear_cam, ear_q = cam[ROWS["ears"]].reshape(2, 8, 3), q[ROWS["ears"]].reshape(2, 8, 2)
-    view = -ear_cam.sum(axis=1)                                             # toward the camera (scale cancels)
-    facing = ((_EAR_UNIT @ R.T) * view).sum(axis=1) / np.sqrt((view * view).sum(axis=1))
-    nb = q[ROWS["nose_base"]]
-    walls = [(np.concatenate([q68[27:32], nb[[0, 2]]]), R @ NOSE_WALL_NORMALS[0]),
-             (np.concatenate([q68[27:31], q68[35:36], nb[[1, 3]]]), R @ NOSE_WALL_NORMALS[1])]
-    skull, hairline = q[ROWS["skull"]], q[ROWS["hairline"]]
-    cap_q = np.concatenate([skull[cap], hairline])
-    jaw = q68[JAW]
-    face_facing = facing.tolist()
-    return Geometry(
-        p68=q68, p98=q98, vis68=vis68, vis98=vis98,
-        px_per_mm=focal / depth, rot=R, depth=depth, focal=focal, centre=centre,
-        head_outline=_convex_hull(np.concatenate([skull, jaw])),
-        face_outline=_convex_hull(np.concatenate([jaw, hairline])),
-        hair_outline=_convex_hull(cap_q),
-        hair_back=_convex_hull(np.concatenate([cap_q, q[ROWS["hair_back"]]])),
-        neck=_convex_hull(np.concatenate([q[ROWS["neck_top"]], q_body[:len(NECK_BOTTOM)]])),
-        torso=q_body[len(NECK_BOTTOM):],
-        ears=[(ear_q[0], face_facing[0]), (ear_q[1], face_facing[1])], nose_walls=walls,
-        cam={"p68": cam[ROWS["p68"]]},
-        box=np.concatenate([q98.min(axis=0), q98.max(axis=0)]),
-    )
+    ear_cam = cam[:, ROWS["ears"]].reshape(n, 2, 8, 3)
+    view = -ear_cam.sum(axis=2)                                             # toward the camera (scale cancels)
+    ear_n = _rotate(_EAR_UNIT[None], R)                                     # (N, 2, 3)
+    facing = ((ear_n * view).sum(axis=2) / np.sqrt((view * view).sum(axis=2))).tolist()
+    wall_n = _rotate(NOSE_WALL_NORMALS[None], R)                            # (N, 2, 3)
+    q98 = q[:, ROWS["p98"]]
+    box = np.concatenate([q98.min(axis=1), q98.max(axis=1)], axis=1)
+    walls = q[:, _WALLS]                                                    # (N, 2, 7, 2)
+    walls_fx = np.ascontiguousarray(qfx[:, _WALLS])                         # cv2 wants contiguous rows
+    torso = q[:, _TORSO]
+
+    out = []
+    for i in range(n):
+        qi, fi, xi = q[i], q32[i], qfx[i]
+        cap = np.concatenate([_SKULL_IDX[caps[i]], _HAIRLINE_IDX])
+        hulls = {name: idx[_hull_index(fi[idx])] for name, idx in
+                 (("head_outline", _HEAD_IDX), ("face_outline", _FACE_IDX), ("hair_outline", cap), ("neck", _NECK_IDX))}
+        back = np.concatenate([hulls["hair_outline"], _HAIR_BACK_IDX])     # hull(A + B) = hull(hull(A) + B)
+        hulls["hair_back"] = back[_hull_index(fi[back])]
+        fixed = {name: xi[idx] for name, idx in hulls.items()}
+        fixed["torso"] = xi[_TORSO]
+        fixed["ears"] = (xi[_EARS_IDX[0]], xi[_EARS_IDX[1]])
+        fixed["walls"] = (walls_fx[i, 0], walls_fx[i, 1])
+        out.append(Geometry(
+            p68=qi[ROWS["p68"]], p98=q98[i], vis68=vis[i, :68], vis98=vis[i, 68:],
+            px_per_mm=float(focal[i] / depth[i]), rot=R[i], depth=float(depth[i]), focal=float(focal[i]),
+            centre=centre[i],
+            head_outline=qi[hulls["head_outline"]], face_outline=qi[hulls["face_outline"]],
+            hair_outline=qi[hulls["hair_outline"]], hair_back=qi[hulls["hair_back"]], neck=qi[hulls["neck"]],
+            torso=torso[i],
+            ears=[(qi[_EARS_IDX[0]], facing[i][0]), (qi[_EARS_IDX[1]], facing[i][1])],
+            nose_walls=[(walls[i, 0], wall_n[i, 0]), (walls[i, 1], wall_n[i, 1])],
+            cam={"p68": cam[i, ROWS["p68"]]},
+            box=box[i], fixed=fixed,
+        ))
+    return out
+
+
+def _hull_index(points: np.ndarray) -> np.ndarray:
+    """Indices into ``points`` (float32) of their convex hull, counter-clockwise as :func:`_convex_hull`."""
+    return cv2.convexHull(points, clockwise=False, returnPoints=False)[:, 0]
+
+
+def _rows(name: str) -> np.ndarray:
+    return np.arange(ROWS[name].start, ROWS[name].stop)
+
+
+_N_HEAD = sum(n for _, n in _HEAD_ROWS)
+_JAW_IDX = _rows("p68")[JAW]
+_SKULL_IDX, _HAIRLINE_IDX = _rows("skull"), _rows("hairline")
+_HEAD_IDX = np.concatenate([_SKULL_IDX, _JAW_IDX])                          # skull + jaw
+_FACE_IDX = np.concatenate([_JAW_IDX, _HAIRLINE_IDX])                       # jaw + hairline
+_HAIR_BACK_IDX = _rows("hair_back")
+_NECK_IDX = np.concatenate([_rows("neck_top"), _N_HEAD + np.arange(len(NECK_BOTTOM))])
+_TORSO = _N_HEAD + len(NECK_BOTTOM) + np.arange(len(TORSO))
+_NB = _rows("nose_base")
+_WALLS = np.stack([np.r_[27:32, _NB[0], _NB[2]], np.r_[27:31, 35, _NB[1], _NB[3]]])   # right, left nose wall
+_NOSE_HULL = np.arange(28, 36)
+_EARS_IDX = _rows("ears").reshape(2, 8)
 
 
 _BODY_P = _BODY - PIVOT
@@ -317,14 +392,31 @@ def _point_tables() -> tuple[np.ndarray, np.ndarray]:
     return normals, nose
 
 
-def _visibility(cam: np.ndarray, q: np.ndarray, R: np.ndarray, expression) -> tuple[np.ndarray, np.ndarray]:
-    """Self-occlusion flags (1 visible, 0 hidden) of the 68 then 98 points (rows of ``cam``/``q``)."""
+def _visibility(cam: np.ndarray, q: np.ndarray, q32: np.ndarray, R: np.ndarray, params_list) -> np.ndarray:
+    """(N, 166) self-occlusion flags (1 visible, 0 hidden) of the 68 then 98 points (rows of ``cam``/``q``,
+    (N, 166, 3) and (N, 166, 2); ``q32``: the image points in float32) of each face."""
     normals, nose = _point_tables()
-    vis = ((normals @ R.T) * cam).sum(axis=1) < 0.0                        # the normal faces the camera
-    behind = np.flatnonzero((cam[:, 2] > cam[30, 2] + 8.0) & ~nose)         # only these can hide behind the nose
-    if behind.size:
-        vis[behind[inside_convex(q[behind], _convex_hull(q[28:36]))]] = False
-    vis[68 + 96] &= expression[_CLOSE_R] < 0.5
-    vis[68 + 97] &= expression[_CLOSE_L] < 0.5
-    vis = vis.astype(np.float32)
-    return vis[:68], vis[68:]
+    nc = _rotate(normals[None], R)                                          # (N, 166, 3) normals, camera frame
+    vis = (nc[..., 0] * cam[..., 0] + nc[..., 1] * cam[..., 1] + nc[..., 2] * cam[..., 2]) < 0.0   # faces the camera
+    behind = (cam[..., 2] > cam[:, 30:31, 2] + 8.0) & ~nose                 # only these can hide behind the nose
+    if behind.any():
+        # the nose silhouette of every face as 8 edges (a hull of fewer vertices repeats its first edge,
+        # which changes nothing), then one strict inside test of all points against all edges
+        n = len(q)
+        a = np.empty((n, 8, 2))
+        b = np.empty((n, 8, 2))
+        for i in range(n):
+            h = cv2.convexHull(q32[i, _NOSE_HULL], clockwise=False)[:, 0, :]
+            m = len(h)
+            a[i, :m] = h
+            b[i, :m - 1] = h[1:]
+            b[i, m - 1] = h[0]
+            a[i, m:] = h[0]
+            b[i, m:] = h[1 % m]
+        ex, ey = (b - a)[..., 0][:, None, :], (b - a)[..., 1][:, None, :]        # (N, 1, 8)
+        cross = ex * (q[..., 1:2] - a[:, None, :, 1]) - ey * (q[..., 0:1] - a[:, None, :, 0])   # (N, 166, 8)
+        vis &= ~(behind & (cross > 0).all(axis=2))
+    closed = np.array([(p.expression[_CLOSE_R] < 0.5, p.expression[_CLOSE_L] < 0.5) for p in params_list])
+    vis[:, 68 + 96] &= closed[:, 0]
+    vis[:, 68 + 97] &= closed[:, 1]
+    return vis.astype(np.float32)

@@ -1,6 +1,6 @@
 """SynthFace rendering: one :class:`~.params.FaceParams` -> image, points, visibility, mask, attributes.
 
-The pipeline, in order: pose the 3D face (face_model) -> background (backgrounds) -> person
+The pipeline, in order (render_faces poses and shades a batch of faces at once): pose the 3D face (face_model) -> background (backgrounds) -> person
 (draw) -> occluder (hardcases) -> light (scene gain x head shading, one pass) -> blur -> noise -> JPEG. Points never
 depend on the pixel randomness, only on the parameters, so a face and its mirror can be compared
 exactly.
@@ -15,8 +15,8 @@ import numpy as np
 
 from distill.data.synthface import hardcases
 from distill.data.synthface.backgrounds import make_background
-from distill.data.synthface.draw import draw_person, head_shading
-from distill.data.synthface.face_model import pose_face
+from distill.data.synthface.draw import draw_person, head_shadings, prepare
+from distill.data.synthface.face_model import pose_faces
 from distill.data.synthface.params import FaceParams, attribute_flags
 
 
@@ -32,9 +32,27 @@ class Render(NamedTuple):
 
 def render_face(params: FaceParams, size: int = 128, rng: np.random.Generator | None = None) -> Render:
     """Render one face. ``rng`` drives textures and noise only (default: seeded from ``params.seed``)."""
+    return render_faces([params], size, [rng])[0]
+
+
+def render_faces(params_list: list[FaceParams], size: int = 128, rngs=None) -> list[Render]:
+    """:func:`render_face` for several faces: they are posed together (face_model.pose_faces), then drawn
+    one by one. Each face's result is the same as rendering it alone. ``rngs``: one Generator (or None)
+    per face."""
+    rngs = [None] * len(params_list) if rngs is None else rngs
+    geometries = pose_faces(params_list, size)
+    lights = [p.light for p in params_list]
+    shades = head_shadings(geometries, lights, size)
+    scenes = hardcases.scene_gains(lights)
+    prepare(geometries)
+    return [_render(params, g, shade, scene, size, rng)
+            for params, g, shade, scene, rng in zip(params_list, geometries, shades, scenes, rngs)]
+
+
+def _render(params: FaceParams, g, shade: np.ndarray, scene: np.ndarray, size: int,
+            rng: np.random.Generator | None) -> Render:
     if rng is None:
         rng = np.random.default_rng(params.seed)
-    g = pose_face(params, size)
     img = make_background(params.background, size, rng)
     mask = np.zeros((size, size), np.uint8)
     draw_person(img, mask, g, params.look, params.light, params.expression)
@@ -53,7 +71,7 @@ def render_face(params: FaceParams, size: int = 128, rng: np.random.Generator | 
         mask = cv2.max(mask, occ)
 
     # one pass of light: scene gain everywhere, times the head's Lambert shading on the person
-    img = hardcases.apply_light(img, shaded, hardcases.scene_gain(params.light), head_shading(g, params.light, size),
+    img = hardcases.apply_light(img, shaded, scene, shade,
                                 params.light.cast)
     img = hardcases.blur(img, params.degrade, size)
     if params.degrade.noise > 0:
