@@ -18,4 +18,5 @@ class ExportError(RuntimeError):
 
 
 class TrainingError(RuntimeError):
-    """A training run in another process failed (the message carries that process's traceback)."""
+    """Training, exporting or scoring a model in another process failed (the message names the file
+    holding that process's traceback)."""

@@ -317,7 +317,7 @@ def run_lanes(job: TrainJob, lanes: list[list[str]], ckpts: dict[str, Path], tra
                               else 0) for lane in lanes for n in lane}
     console.print("[bold]train, export, evaluate[/bold]: " + " | ".join(" -> ".join(lane) for lane in lanes) +
                   f" ({len(lanes)} processes, one thread each)")
-    failure = None
+    failure, ended = None, False
     try:
         with bars:
             for p in procs:
@@ -354,9 +354,10 @@ def run_lanes(job: TrainJob, lanes: list[list[str]], ckpts: dict[str, Path], tra
                     failure = f"{value[0]} {name} failed: {value[1]} (traceback: {log})"
                 elif kind == "lane_end":
                     running -= 1
-    finally:
+        ended = failure is None
+    finally:  # on a failure or an interrupt (Ctrl-C) the other lane stops too; a rerun resumes both
         for p in procs:
-            if failure is not None and p.is_alive():
+            if not ended and p.is_alive():
                 p.terminate()
             p.join()
     if failure is not None:

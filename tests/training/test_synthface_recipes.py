@@ -89,3 +89,18 @@ def test_eval_scores_an_exported_model_like_its_checkpoint(runs, synth_root, tmp
     b = evaluate(out, synth_root, fmt="synthface")  # the PREDICTORS entry for the file's suffix
     assert b["count"] == a["count"] == 8
     assert b["nme"] == pytest.approx(a["nme"], abs=1e-4)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_channels_last_training_converts_the_module_and_checkpoints_stay_plain(runs, channels_last):
+    from distill.data import SCHEMAS
+    from distill.training.run import build_module
+
+    cfg = load_recipe("synthface/student", [f"trainer.channels_last={str(channels_last).lower()}"])
+    module = build_module(cfg, SCHEMAS["ibug68"])
+    # 3x3 kernels with several input channels: for 1x1 or depthwise kernels both layouts coincide
+    convs = [m.weight for m in module.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[1] > 1
+             and m.weight.shape[-1] > 1]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) == channels_last for w in convs)
+    model, _ = load_model(runs["synthface/student"] / "best.ckpt")  # trained channels_last, loads as usual
+    assert model(torch.zeros(1, 3, model.input_size, model.input_size))[-1].isfinite().all()
