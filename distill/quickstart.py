@@ -13,18 +13,15 @@ its ``last.ckpt``. The seed is the recipes' (fixed), so a rerun reproduces the s
 from __future__ import annotations
 
 import json
-import os
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 
-from distill.errors import TrainingError
 from distill.io import atomic_write_text
+from distill.lanes import default_jobs, run_lanes
 from distill.report import MODEL_NAMES
 
 # name -> recipe, in the order they train one after another: the distilled student needs the teacher.
@@ -164,7 +161,7 @@ def quickstart(out: str | Path = "quickstart_out", budget: str = "small", seed: 
         state.data["elapsed_s"] = time.time() - started
         state.mark(f"model:{name}", result)
 
-    jobs = _default_jobs() if jobs is None else int(jobs)
+    jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: must be at least 1")
     job = TrainJob(b, out, data_root, seed, logger)
@@ -209,14 +206,6 @@ def quickstart(out: str | Path = "quickstart_out", budget: str = "small", seed: 
     return report
 
 
-def _default_jobs() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return 2 if cores >= 2 else 1
-
-
 @dataclass(frozen=True)
 class TrainJob:
     """How the study trains one of its models (picklable: lanes run it in other processes)."""
@@ -247,6 +236,12 @@ class TrainJob:
         best = run_dir / "best.ckpt"
         return best if best.is_file() else run_dir / "last.ckpt"
 
+    def steps(self, name: str) -> int:
+        return self.budget.steps[name]
+
+    def describe(self, name: str) -> str:
+        return f"{STUDY[name]}, {self.budget.steps[name]} steps"
+
     def onnx_path(self, name: str) -> Path:
         return self.out / "models" / f"{name}.onnx"
 
@@ -259,109 +254,6 @@ class TrainJob:
                      log=lambda *a, **k: None, tol_px=self.budget.parity_tol, threads=threads)
         parity = max(res.parity_px.values()) if res.parity_px else float("nan")
         return {"parity": parity, "eval": evaluate_study_model(self.onnx_path(name), self.data_root, threads=threads)}
-
-
-# ----------------------------------------------------------------------------- lanes
-class _ReportSteps(L.Callback):
-    """Sends ("step", name, global step) to the parent about twice a second."""
-
-    def __init__(self, queue, name: str):
-        self.queue, self.name, self.last = queue, name, 0.0
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        now = time.monotonic()
-        if now - self.last > 0.5:
-            self.last = now
-            self.queue.put(("step", self.name, trainer.global_step))
-
-
-def _lane(job: TrainJob, names: list[str], ckpts: dict[str, Path], queue) -> None:
-    """One lane, in its own process: train, export and score ``names`` in order (skipping trainings
-    already done), reporting to the parent through ``queue``."""
-    name, stage = names[0], "training"
-    try:
-        for name in names:
-            if name not in ckpts:
-                stage = "training"
-                queue.put(("start", name, 0))
-                ckpts[name] = job.run(name, ckpts, progress=False, callbacks=[_ReportSteps(queue, name)])
-                queue.put(("trained", name, str(ckpts[name])))
-            stage = "export or evaluation of"
-            queue.put(("finishing", name, 0))
-            queue.put(("done", name, job.finish(name, ckpts[name], threads=1)))
-    except BaseException as e:  # noqa: BLE001 -- whatever it was, the parent must hear of it
-        queue.put(("error", name, (stage, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                                   traceback.format_exc())))
-    queue.put(("lane_end", name, 0))
-
-
-def run_lanes(job: TrainJob, lanes: list[list[str]], ckpts: dict[str, Path], trained, finished, console,
-              progress: bool = True) -> None:
-    """Run each lane in its own process, all at once. Here, in this process, ``trained(name, ckpt)`` is
-    called as each training ends and ``finished(name, result)`` when its export and scores are done. A
-    failure in one lane stops them all and raises TrainingError."""
-    import multiprocessing as mp
-    import queue as queue_mod
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    if not lanes:
-        return
-    ctx = mp.get_context("spawn")  # fork would copy this process's torch thread pools and locks
-    events = ctx.Queue()
-    procs = [ctx.Process(target=_lane, args=(job, lane, dict(ckpts), events), name=f"lane-{lane[0]}")
-             for lane in lanes]
-    bars = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, disable=not progress)
-    tasks = {n: bars.add_task(n, total=job.budget.steps[n], start=False, completed=job.budget.steps[n] if n in ckpts
-                              else 0) for lane in lanes for n in lane}
-    console.print("[bold]train, export, evaluate[/bold]: " + " | ".join(" -> ".join(lane) for lane in lanes) +
-                  f" ({len(lanes)} processes, one thread each)")
-    failure, ended = None, False
-    try:
-        with bars:
-            for p in procs:
-                p.start()
-            running = len(procs)
-            while running and failure is None:
-                try:
-                    kind, name, value = events.get(timeout=2.0)
-                except queue_mod.Empty:
-                    dead = [p for p in procs if p.exitcode not in (None, 0)]
-                    if dead:
-                        failure = f"{dead[0].name} died with exit code {dead[0].exitcode}"
-                    continue
-                if kind == "start":
-                    bars.start_task(tasks[name])
-                    if not progress:
-                        console.print(f"[bold]train:{name}[/bold] ({STUDY[name]}, {job.budget.steps[name]} steps)")
-                elif kind == "step":
-                    bars.update(tasks[name], completed=value)
-                elif kind == "trained":
-                    bars.update(tasks[name], completed=job.budget.steps[name])
-                    trained(name, Path(value))
-                elif kind == "finishing":
-                    bars.start_task(tasks[name])
-                    bars.update(tasks[name], description=f"{name} (export, evaluate)")
-                    if not progress:
-                        console.print(f"[bold]export + evaluate[/bold] {name} -> models/{name}.onnx")
-                elif kind == "done":
-                    bars.update(tasks[name], description=name)
-                    finished(name, value)
-                elif kind == "error":
-                    log = job.out / f"{name}.error.log"
-                    atomic_write_text(log, value[2])
-                    failure = f"{value[0]} {name} failed: {value[1]} (traceback: {log})"
-                elif kind == "lane_end":
-                    running -= 1
-        ended = failure is None
-    finally:  # on a failure or an interrupt (Ctrl-C) the other lane stops too; a rerun resumes both
-        for p in procs:
-            if not ended and p.is_alive():
-                p.terminate()
-            p.join()
-    if failure is not None:
-        raise TrainingError(failure)
 
 
 def evaluate_study_model(model_path: Path, data_root: Path, threads: int | None = None) -> dict:
