@@ -1,6 +1,6 @@
 """Does distillation earn its place? Teacher vs student from scratch vs distilled student on SynthFace.
 
-    python benchmarks/kd_study.py                                   # 3 seeds, ~51 min on 2 CPU cores
+    python benchmarks/kd_study.py                                   # ~55 min on 2 CPU cores
     python benchmarks/kd_study.py --budget full --device cuda
     python benchmarks/kd_study.py --teacher T.ckpt --data DIR --only scratch kd_feat   # reuse a teacher
 
@@ -10,9 +10,12 @@ torch thread each: while the teacher trains, the other process trains the runs t
 threads in one process by ~1.4x for these small models.
 
 Every student trains for the SAME number of optimiser steps (a KD fine-tune of a scratch student
-counts the scratch steps too) and is scored on the SynthFace test split (NME, inter-ocular).
+counts the scratch steps too) and is scored on the SynthFace test split (NME, inter-ocular). The main
+comparison (scratch vs the shipped KD) runs ``--seeds`` seeds; the ablation and the semi-supervised rows
+run ``--ablation-seeds`` (default 1), which is what fits 2,500 steps per student into an hour on 2 cores.
 
-    teacher           synthface/teacher (2x128; trained once, seed 0: the seeds vary the students)
+    teacher           synthface/teacher (2x128; trained once, seed 0: the seeds vary the students; the
+                      students are the recipes' 1x48, 1/12 of its FLOPs)
     scratch           synthface/student: ground truth only        (ablation: GT only)
     kd_out            + output KD (FPD: MSE to the teacher's last-stack heatmaps)
     kd_feat           + feature KD (hints on the recipe's tap pairs) = the shipped student_from_teacher
@@ -48,7 +51,7 @@ from distill.training import evaluate, train  # noqa: E402
 BUDGETS = {
     # faces: training images; steps: optimiser steps of the teacher and of EVERY student; labelled: the
     # small labelled subset of the semi-supervised setting (the other training images lose their labels)
-    "small": dict(faces=3000, test=500, teacher_steps=1200, student_steps=1500, labelled=300, val_every=500),
+    "small": dict(faces=3000, test=500, teacher_steps=1200, student_steps=2500, labelled=300, val_every=500),
     "full": dict(faces=10000, test=1000, teacher_steps=8000, student_steps=8000, labelled=1000, val_every=1000),
 }
 # ablation rows: the shipped KD recipe with the KD terms switched on / off (GT only = scratch)
@@ -106,7 +109,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", choices=sorted(BUDGETS), default="small")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=3, help="seeds of the main comparison (scratch, kd_feat)")
+    ap.add_argument("--ablation-seeds", type=int, default=1, help="seeds of the other rows (at most --seeds)")
     ap.add_argument("--work", default="runs/kd_study", help="data and checkpoints go here (git-ignored)")
     ap.add_argument("--out", default="runs/kd_study/kd_study.json", help="the results as JSON")
     ap.add_argument("--workers", type=int, default=0, help="data loader workers")
@@ -137,7 +141,11 @@ def main(argv=None) -> dict:
     ckpts = work / f"ckpts_{args.budget}"
     base = common(args, b, data, ckpts)
     steps = lambda n: [f"trainer.max_steps={n}"]  # noqa: E731
-    wanted = lambda name: args.only is None or name in args.only  # noqa: E731
+    main_rows = ("scratch", "kd_feat")
+
+    def wanted(name: str, seed: int) -> bool:
+        seeds = args.seeds if name in main_rows else min(args.seeds, args.ablation_seeds)
+        return (args.only is None or name in args.only) and seed < seeds
     unlabelled = unlabelled_folder(data, b["labelled"], work)
     semi = [f"data.max_samples={b['labelled']}"]  # max_samples keeps the first files, which unlabelled_folder leaves out
     frac = 1.0 - b["labelled"] / b["faces"]
@@ -174,13 +182,14 @@ def main(argv=None) -> dict:
                             data)] = "teacher"
     for seed in range(args.seeds):
         for name, (recipe, overrides) in needs_no_teacher(seed).items():
-            if wanted(name):
+            if wanted(name, seed):
                 pending[pool.submit(run_and_score, recipe, overrides, data)] = name
 
-    def submit_kd(ckpt: Path) -> None:
-        for seed in range(args.seeds):
-            for name, job in needs_teacher(seed, [f"teacher.ckpt={ckpt}"]).items():
-                if wanted(name):
+    def submit_kd(ckpt: Path) -> None:  # the main row first: its 3 seeds are the longest queue
+        for name in ("kd_feat", "kd_both", "kd_out", "semi_kd", "fpd_finetune"):
+            for seed in range(args.seeds):
+                job = needs_teacher(seed, [f"teacher.ckpt={ckpt}"])[name]
+                if wanted(name, seed):
                     pending[pool.submit(run_and_score, job[0], job[1], data, *job[2:])] = name
 
     if t_ckpt is not None:
@@ -228,7 +237,8 @@ def summarise(results: dict, seconds: dict, b: dict, args, teacher_ckpt: Path) -
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         rows[name] = {"nme": values, "mean": mean, "std": std, "vs_teacher": mean / teacher,
                       "seconds": seconds.get(name, 0.0)}
-    return {"budget": args.budget, "device": args.device, "seeds": args.seeds, "jobs": args.jobs, "settings": b,
+    return {"budget": args.budget, "device": args.device, "seeds": args.seeds, "ablation_seeds": args.ablation_seeds,
+            "jobs": args.jobs, "settings": b,
             "wall_minutes": (time.time() - args.started) / 60,
             "flops_ratio": flops_ratio(teacher_ckpt), "teacher": str(teacher_ckpt), "rows": rows}
 
@@ -236,9 +246,10 @@ def summarise(results: dict, seconds: dict, b: dict, args, teacher_ckpt: Path) -
 def print_table(report: dict) -> None:
     rows = report["rows"]
     scratch = rows.get("scratch")
-    table = Table(title=f"KD study, SynthFace test NME (budget {report['budget']}, {report['seeds']} seeds, "
+    table = Table(title=f"KD study, SynthFace test NME (budget {report['budget']}, {report['seeds']} seeds main, "
+                        f"{report.get('ablation_seeds', report['seeds'])} others, "
                         f"student FLOPs = {report['flops_ratio']:.3f} x teacher, {report['wall_minutes']:.1f} min)")
-    for col in ("variant", "NME % (mean +- std)", "x teacher", "vs scratch", "train s"):
+    for col in ("variant", "seeds", "NME % (mean +- std)", "x teacher", "vs scratch", "train s"):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for name, r in rows.items():
         ref = rows.get("semi_scratch") if name.startswith("semi") else scratch
@@ -246,7 +257,8 @@ def print_table(report: dict) -> None:
         if ref is not None and name not in ("teacher", "scratch", "semi_scratch"):
             d = r["mean"] - ref["mean"]
             delta = f"{100 * d:+.2f} ({'wins' if d < -ref['std'] else 'no win'} at 1 std)"
-        table.add_row(name, f"{100 * r['mean']:.2f} +- {100 * r['std']:.2f}", f"{r['vs_teacher']:.2f}", delta,
+        table.add_row(name, str(len(r["nme"])), f"{100 * r['mean']:.2f} +- {100 * r['std']:.2f}",
+                      f"{r['vs_teacher']:.2f}", delta,
                       f"{r['seconds']:.0f}")
     Console().print(table)
 

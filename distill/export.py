@@ -16,7 +16,8 @@ Exporter: ``torch.onnx.export(..., dynamo=False)``, the TorchScript-based (traci
 whose failure modes (data-dependent shapes in the decoder, onnxscript version skew) are harder to read;
 tracing handles the decoder's gather/argmax arithmetic, keeps the batch dimension dynamic through
 ``dynamic_axes`` and produces a plain opset-``opset`` graph that every ONNX Runtime build (mobile
-included) runs. TorchScript export uses ``torch.jit.trace`` of the same module.
+included) runs. Internal tensor and node names are then shortened (:mod:`distill.onnx_names`): only
+``image``, ``points`` and ``confidence`` keep theirs. TorchScript export uses ``torch.jit.trace`` of the same module.
 
 Every export is checked before it is kept: the file is written to a temporary name, run by ONNX
 Runtime (or loaded back as TorchScript) on real crops when a data folder is given (random uint8
@@ -43,6 +44,7 @@ from distill.checkpoint import file_sha256, load_model, schema_from_plain
 from distill.data.transforms import PIXEL_MEAN, PIXEL_STD
 from distill.decode import decode_heatmaps, heatmap_to_crop, normalised_to_crop
 from distill.errors import DataError
+from distill.onnx_names import compact_file
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("points", "confidence")
@@ -209,6 +211,7 @@ def _write_onnx(deploy: DeployModule, example: torch.Tensor, path: Path, opset: 
                           input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
                           dynamic_axes={INPUT_NAME: batch, OUTPUT_NAMES[0]: batch, OUTPUT_NAMES[1]: batch},
                           do_constant_folding=True)
+    compact_file(path)
     set_onnx_metadata(path, meta)
     onnx.checker.check_model(str(path))
 
@@ -305,13 +308,15 @@ def _tmp_name(out: Path, suffix: str = "") -> Path:
 
 def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, int8: bool = False, opset: int = 18,
            calib_data=None, check: bool = True, num_check: int = 8, num_calib: int = 64, log=print,
-           tol_px: float | None = None, threads: int | None = None) -> ExportResult:
+           tol_px: float | None = None, threads: int | None = None,
+           int8_activations: str = "uint8") -> ExportResult:
     """Export a checkpoint to ONNX or TorchScript (see module docstring) -> :class:`ExportResult`.
 
     calib_data: a data folder (SynthFace / 300W layout: parity and calibration crops come from it, and
     the int8 NME change is measured on its test split), or a uint8 array (N, 3, S, S) of crops, or None
     (random crops; the NME change is then not measured). ``check=False`` skips the parity check.
     threads: ONNX Runtime intra-op threads of the parity check (None: all cores).
+    int8_activations: "uint8" or "uint16" (see :mod:`distill.quantize`).
     """
     ckpt = Path(ckpt)
     if fmt not in FORMATS:
@@ -365,7 +370,7 @@ def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, i
             from distill.quantize import quantize_onnx
 
             q = quantize_onnx(tmp, _tmp_name(out, ".int8"), calib_data, schema, margin=crop_margin(info),
-                              num_calib=num_calib, log=log)
+                              num_calib=num_calib, activations=int8_activations, log=log)
             result.int8, result.float_bytes = True, tmp.stat().st_size
             result.nme_float, result.nme_int8 = q["nme_float"], q["nme_int8"]
             q["path"].replace(tmp)

@@ -65,13 +65,16 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     # Sized to finish within ~15 minutes on 2 CPU cores, where the teacher's lane (teacher, then the
     # distilled student) is the critical path: the teacher is the recipe's Hourglass at 96 channels
-    # instead of 128 (~0.4 s a step here against ~0.6 s), which still leaves the 1x32 student at ~1/12
-    # of its FLOPs; 1000 steps, because a teacher trained 600 steps (0.20 NME) taught the student
+    # instead of 128 (~0.4 s a step here against ~0.6 s), and the students are 1x32 instead of the
+    # recipes' 1x48, which keeps them at ~1/12 of that teacher's FLOPs (the recipes' pairing is 1x48 vs
+    # 2x128, also ~1/12); 1000 steps, because a teacher trained 600 steps (0.20 NME) taught the student
     # nothing that its own ground truth did not. Measured: benchmarks/RESULTS.md.
     "small": Budget(num_train=3000, num_test=500, stability=8,
                     steps={"teacher": 1000, "student_scratch": 1500, "student_from_teacher": 1500,
                            "regressor_l2": 2500, "regressor_wing": 2500},
-                    val_every=500, bench_repeats=30, model_args={"teacher": {"channels": 96}}),
+                    val_every=500, bench_repeats=30,
+                    model_args={"teacher": {"channels": 96}, "student_scratch": {"channels": 32},
+                                "student_from_teacher": {"channels": 32}}),
     "full": Budget(num_train=10000, num_test=1000, stability=16,
                    steps={"teacher": 8000, "student_scratch": 12000, "student_from_teacher": 12000,
                           "regressor_l2": 12000, "regressor_wing": 12000},

@@ -1,0 +1,77 @@
+"""int8 quantisation: 16-bit activations, zero-point pruning, the size it buys."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from distill import DataError
+from distill.data import SCHEMAS
+from distill.export import export, ort_session, random_crops, read_metadata, run_ort
+from distill.quantize import drop_zero_zero_points, quantize_onnx
+from tests.test_export import make_checkpoint
+
+
+@pytest.fixture(scope="module")
+def hourglass_onnx(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("q")
+    ckpt, _ = make_checkpoint(folder / "hg.ckpt", "hourglass_tiny")
+    return export(ckpt, "onnx", folder / "hg.onnx", log=lambda *a: None).path
+
+
+def _quantize(src, out, activations="uint8"):
+    return quantize_onnx(src, out, random_crops(16, 64, seed=5), SCHEMAS["ibug68"], margin=0.25,
+                         activations=activations, log=lambda *a: None)
+
+
+def test_uint16_activations_stay_closer_to_float(hourglass_onnx, tmp_path):
+    crops = random_crops(8, 64, seed=6)
+    ref = run_ort(ort_session(hourglass_onnx), crops)[0]
+    errors = {}
+    for act in ("uint8", "uint16"):
+        out = tmp_path / f"{act}.onnx"
+        result = _quantize(hourglass_onnx, out, act)
+        assert result["bytes_int8"] < result["bytes_float"]
+        assert f"{act} activations" in read_metadata(out)["quantization"]
+        errors[act] = np.abs(run_ort(ort_session(out), crops)[0] - ref).mean()
+    assert errors["uint16"] < errors["uint8"] / 2, errors
+
+
+def test_unknown_activation_type_is_one_clear_error(hourglass_onnx, tmp_path):
+    with pytest.raises(DataError, match="activations"):
+        _quantize(hourglass_onnx, tmp_path / "x.onnx", "int4")
+
+
+def test_zero_zero_points_are_dropped_without_changing_outputs(hourglass_onnx, tmp_path):
+    out = tmp_path / "q.onnx"
+    _quantize(hourglass_onnx, out)  # quantize_onnx already prunes: undo nothing, prune a fresh copy
+    model = onnx.load(str(out))
+    assert drop_zero_zero_points(model) == 0  # nothing left to prune in the shipped file
+
+    # put explicit zero points back on every weight / bias DequantizeLinear that feeds a Conv
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    conv_inputs = {i for node in model.graph.node if node.op_type == "Conv" for i in node.input}
+    added = 0
+    for node in model.graph.node:
+        if (node.op_type == "DequantizeLinear" and len(node.input) == 2 and node.input[0] in inits
+                and node.output[0] in conv_inputs):
+            dtype = numpy_helper.to_array(inits[node.input[0]]).dtype
+            zp = numpy_helper.from_array(np.zeros(numpy_helper.to_array(inits[node.input[1]]).shape, dtype),
+                                         f"zp{added}")
+            model.graph.initializer.append(zp)
+            node.input.append(zp.name)
+            added += 1
+    assert added > 0
+    padded = tmp_path / "padded.onnx"
+    onnx.save(model, str(padded))
+    crops = random_crops(4, 64, seed=7)
+    want = run_ort(ort_session(padded), crops)[0]
+
+    assert drop_zero_zero_points(model) == added
+    pruned = tmp_path / "pruned.onnx"
+    onnx.save(model, str(pruned))
+    np.testing.assert_array_equal(run_ort(ort_session(pruned), crops)[0], want)
+    assert pruned.stat().st_size < padded.stat().st_size
