@@ -5,9 +5,9 @@ uint8 activations (ranges: the 99.99th percentile of each activation over the ca
 MinMax it halved the NME cost of int8 for the quickstart's Hourglasses, +1.4 vs +2.7 points for the student
 and +7.1 vs +14.4 for the teacher, and kept the ConvDW's at +0.14). ``activations="uint16"`` keeps the
 int8 weights (so the same file size) but 16-bit activations (ONNX opset 21 Q/DQ): the Hourglasses' NME
-cost drops to within +-0.2 points of float, because the uint8 rounding of the skip-connection sums is
-what hurt them; ONNX Runtime has no 16-bit convolution kernels on CPU, so such a graph runs at float
-speed or a little slower - it is a smaller file, not a faster model.
+cost drops to within +-0.2 points of float, so their loss comes from uint8 activations, not from the
+int8 weights; ONNX Runtime has no 16-bit convolution kernels on CPU, so such a graph runs about 2x
+slower than float - it is a smaller file, not a faster model.
 
 Only Conv / Gemm / MatMul are quantised: they hold nearly all weights and time, while the decoding tail
 (argmax, gather, log, the Newton step) must stay float, since a quantised log or offset would cost more
@@ -158,7 +158,8 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
         # the histogram calibrator prints its settings; 16-bit activations log that the graph moves to
         # opset 21 (the first with 16-bit QuantizeLinear), which is intended
         root = logging.getLogger()
-        level, root.level = root.level, logging.ERROR
+        level = root.level
+        root.setLevel(logging.ERROR)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 quantize_static(str(pre), str(out_path), _reader(calib, INPUT_NAME), quant_format=QuantFormat.QDQ,
@@ -167,7 +168,7 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
                                 op_types_to_quantize=QUANTISED_OPS, calibrate_method=CalibrationMethod.Percentile,
                                 extra_options={"CalibPercentile": CALIB_PERCENTILE})
         finally:
-            root.level = level
+            root.setLevel(level)
     finally:
         pre.unlink(missing_ok=True)
     model = compact_names(onnx.load(str(out_path)))  # the quantiser's long QDQ names outweigh int8 weights
