@@ -1,6 +1,6 @@
 """Does distillation earn its place? Teacher vs student from scratch vs distilled student on SynthFace.
 
-    python benchmarks/kd_study.py                                   # ~55 min on 2 CPU cores
+    python benchmarks/kd_study.py                                   # ~47 min on 2 CPU cores
     python benchmarks/kd_study.py --budget full --device cuda
     python benchmarks/kd_study.py --teacher T.ckpt --data DIR --only scratch kd_feat   # reuse a teacher
 
