@@ -63,7 +63,10 @@ def build_model(name_or_config, **overrides) -> nn.Module:
     names = [f.name for f in dataclasses.fields(cls)]
     for key in overrides:
         if key not in names:
-            raise ConfigError(f"model.{key}: unknown field for family '{config.family}', expected one of {names}")
+            # "{num_stacks:1}" (no space after the colon) is a one-key YAML mapping {"num_stacks:1": None}
+            hint = " (YAML needs a space after each colon: {num_stacks: 1})" if ":" in str(key) else ""
+            raise ConfigError(f"model.{key}: unknown field for family '{config.family}', expected one of {names}"
+                              f"{hint}")
         if key == "family" and overrides[key] != config.family:
             raise ConfigError(f"model.family: cannot change family '{config.family}' by override; "
                               f"name a '{overrides[key]}' model instead")

@@ -164,6 +164,7 @@ def test_build_model_overrides():
     (lambda: build_model_from_dict({"family": "resnet"}), ["resnet"]),
     (lambda: build_model_from_dict({"family": "convdw", "bogus": 1}), ["bogus"]),
     (lambda: build_model_from_dict({"channels": 8}), ["family"]),
+    (lambda: build_model("hourglass_tiny", **{"num_stacks:1": None}), ["num_stacks:1", "space after each colon"]),
 ])
 def test_build_model_errors_name_the_field(call, words):
     with pytest.raises(ConfigError) as err:
