@@ -1,16 +1,19 @@
 """End-to-end landmark speed against dlib's 68-point shape predictor. Prints a table; asserts nothing.
 
-    python benchmarks/vs_dlib.py [MODEL.onnx|.ckpt|.pt ...] [--photo-size 640] [--repeats 300]
+    python benchmarks/vs_dlib.py [MODEL.onnx|.ckpt|.pt ...] [--photo-size 640] [--repeats 300] [--rounds 5]
 
 Both sides start from the same full-resolution photo and the same face box and end with (68, 2)
 numpy points in image pixels, on ONE thread:
     distill  LandmarkPredictor.predict: warpAffine to the crop, model + decoding, inverse affine
     dlib     shape_predictor(image, rectangle) (an ensemble of regression trees, Kazemi & Sullivan
              2014, face_recognition_models' shape_predictor_68_face_landmarks.dat), parts -> numpy
+The methods are timed in interleaved rounds (each round times every method in turn) and each keeps
+its quickest round, so a slow spell of the machine does not favour one side.
 Speed does not depend on the weights, so without model arguments an untrained ConvDW regressor and
 a 1x32 Hourglass student at 64x64 are exported to ONNX in a temp folder and measured.
 Needs the optional extra: `pip install -e .[dlib]` (dlib + face_recognition_models); without them
-it prints why and exits 0.
+it prints why and exits 0. The `dlib` sdist compiles for ~25 minutes on two cores (-O3, AVX); the
+`dlib-bin` wheel installs the same module in seconds and measured the same speed here.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="model files (default: untrained ConvDW + Hourglass student)")
     parser.add_argument("--photo-size", type=int, default=640)
-    parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=300, help="timed calls per method and round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; each method keeps its quickest")
     args = parser.parse_args(argv)
 
     try:
@@ -77,7 +81,7 @@ def main(argv=None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from distill.bench import bench_photo, timings_ms
+    from distill.bench import bench_photo, interleaved_timings_ms
     from distill.inference import LandmarkPredictor
 
     torch.set_num_threads(1)
@@ -91,18 +95,19 @@ def main(argv=None) -> int:
         shape = shape_predictor(rgb, rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)  # (68, 2)
 
-    rows = [("dlib ERT 68 (shape_predictor)", timings_ms(run_dlib, args.repeats, 10))]
+    fns = {"dlib ERT 68 (shape_predictor)": run_dlib}
     with tempfile.TemporaryDirectory() as tmp:
         paths = [Path(p) for p in args.models] or default_models(Path(tmp))
         for path in paths:
             predictor = LandmarkPredictor(path, threads=1)
-            rows.append((f"distill {path.name} ({path.suffix.lstrip('.')}, "
-                         f"{'ORT' if path.suffix == '.onnx' else 'torch'})",
-                         timings_ms(lambda: predictor.predict(photo, [box]), args.repeats, 10)))
+            name = f"distill {path.name} ({path.suffix.lstrip('.')}, {'ORT' if path.suffix == '.onnx' else 'torch'})"
+            fns[name] = (lambda p: lambda: p.predict(photo, [box]))(predictor)
+        rows = list(interleaved_timings_ms(fns, args.repeats, args.rounds).items())
 
     dlib_rate = 1e3 / rows[0][1].mean()
-    # dlib wheels differ a lot in speed (dlib-bin is several times slower than a source build), so the
-    # ratio is also given against the reference measurement of a compiled dlib on this project's machine
+    # the ratio is also given against the reference measurement in shared/reference (0.38 ms per face);
+    # on this project's 2-core VM dlib itself takes 2-3 ms (source build with -O3 -mavx and the dlib-bin
+    # wheel alike), so that column is the stricter one
     reference = 1e3 / REFERENCE_DLIB_MS
     table = Table(title=f"end to end, one thread, {photo.shape[1]}x{photo.shape[0]} photo + face box -> 68 points")
     for col in ("method", "p50 ms", "p90 ms", "faces/s", "vs dlib (measured)", f"vs dlib {reference:,.0f}/s (ref)"):

@@ -176,7 +176,9 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--photo-size", type=int, default=640, help="width of the end-to-end photo (height 3/4 of it)")
     p.add_argument("--repeats", type=int, default=50, help="timed runs per measurement")
     p.add_argument("--batch", type=int, default=32, help="batch size of the throughput measurement")
-    p.add_argument("--fast", action="store_true", help="few repeats, small batch (smoke runs)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="time each measurement in this many rounds and keep the quickest (noisy machines)")
+    p.add_argument("--fast", action="store_true", help="few repeats, one round, small batch (smoke runs)")
 
 
 def _bench(args: argparse.Namespace) -> None:
@@ -184,7 +186,7 @@ def _bench(args: argparse.Namespace) -> None:
     from distill.predict import write_json
 
     rows = bench_models(args.models, photo_size=args.photo_size, repeats=args.repeats, batch=args.batch,
-                        fast=args.fast)
+                        fast=args.fast, rounds=args.rounds)
     print_table(rows)
     if args.json:
         write_json(args.json, rows)

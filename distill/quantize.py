@@ -1,24 +1,37 @@
 """Static int8 quantisation of an exported ONNX graph, and the real crops it is calibrated on.
 
-``onnxruntime.quantization.quantize_static`` in QDQ format with per-channel int8 weights and, by default,
-uint8 activations (ranges: the 99.99th percentile of each activation over the calibration crops; against
+``onnxruntime.quantization.quantize_static`` with per-channel int8 weights and, by default, uint8
+activations (ranges: the 99.99th percentile of each activation over the calibration crops; against
 MinMax it halved the NME cost of int8 for the quickstart's Hourglasses, +1.4 vs +2.7 points for the student
-and +7.1 vs +14.4 for the teacher, and kept the ConvDW's at +0.14). ``activations="uint16"`` keeps the
-int8 weights (so the same file size) but 16-bit activations (ONNX opset 21 Q/DQ): the Hourglasses' NME
-cost drops to within +-0.2 points of float, so their loss comes from uint8 activations, not from the
-int8 weights; ONNX Runtime has no 16-bit convolution kernels on CPU, so such a graph runs about 2x
-slower than float - it is a smaller file, not a faster model.
+and +7.1 vs +14.4 for the teacher, and kept the ConvDW's at +0.14).
 
-Only Conv / Gemm / MatMul are quantised: they hold nearly all weights and time, while the decoding tail
-(argmax, gather, log, the Newton step) must stay float, since a quantised log or offset would cost more
-accuracy than it saves time. Calibration crops are cut from the training split of a data folder exactly
+Format. uint8 activations are written in the QOperator format: one ``QLinearConv`` (``QGemm``) per
+convolution, with a ``QuantizeLinear`` before and a ``DequantizeLinear`` after where a float op follows.
+The QDQ format (a float Conv between ``DequantizeLinear`` nodes for input, weight and bias) computes the
+same thing - ONNX Runtime fuses it into the same QLinearConv kernels: same speed, NME within 0.1 points
+on the quickstart's students and ConvDW (0.4 on the teacher, which uint8 costs 7 points either way) - but
+spends four extra nodes and an fp32 bias-scale vector per convolution: 8 % more file for the 1x48
+student and the ConvDW. Runtimes that only take QDQ (TensorRT, QNN) can quantise the float export
+themselves. ``activations="uint16"`` keeps the int8 weights (so about the same file size) but 16-bit
+activations, which only the QDQ format can express (ONNX opset 21 Q/DQ; QLinearConv is 8-bit): the
+Hourglasses' NME cost drops to within +-0.2 points of float, so their loss comes from uint8
+activations, not from the int8 weights; ONNX Runtime has no 16-bit convolution kernels on CPU, so such
+a graph runs about 2x slower than float - it is a smaller file, not a faster model.
+
+Only Conv and Gemm are quantised: they hold every trained weight of these model families and nearly
+all the time, while the decoding tail (argmax, gather, DARK's window blur, log, the Newton step) must stay
+float, since a quantised log or offset would cost more accuracy than it saves time. MatMul is left out on
+purpose: the MatMuls in these graphs are DARK's constant blur and finite-difference matrices and the
+cascade's affine point maps, which the quantiser would take for weights (+1.7 NME points on the 1x48
+student when it did). Calibration crops are cut from the training split of a data folder exactly
 like evaluation crops (same box, same ``crop_matrix`` and ``warp``), so the activation ranges are those
 the model sees when deployed; the NME change is measured on the test split with ONNX Runtime, float
 graph vs int8 graph.
 
-File size: the quantiser's tensor and node names are shortened (:mod:`distill.onnx_names`) and the
-all-zero zero points of the symmetric int8 weights and int32 biases are dropped (``DequantizeLinear``
-defaults a missing zero point to 0), which otherwise cost more than the int8 weights save on a small model.
+File size: the graph is compacted (:mod:`distill.onnx_compact`: short tensor names, no node names,
+default attributes dropped) and the all-zero zero points of the symmetric int8 weights and int32
+biases are dropped (QDQ) or shared as one scalar (QLinearConv), which otherwise cost more than the
+int8 weights save on a small model.
 """
 
 from __future__ import annotations
@@ -31,9 +44,9 @@ import numpy as np
 
 from distill.data.schema import LandmarkSchema
 from distill.errors import DataError
-from distill.onnx_names import compact_names
+from distill.onnx_compact import compact
 
-QUANTISED_OPS = ["Conv", "Gemm", "MatMul"]
+QUANTISED_OPS = ["Conv", "Gemm"]
 CALIB_PERCENTILE = 99.99
 ACTIVATIONS = ("uint8", "uint16")
 
@@ -96,32 +109,43 @@ def _reader(crops: np.ndarray, input_name: str):
 
 
 def drop_zero_zero_points(model) -> int:
-    """Remove the zero-point input of every ``DequantizeLinear`` that feeds only Conv nodes and whose zero
-    point is an all-zero int8 or int32 initializer (symmetric weights, biases) -> how many were dropped.
-    Same values: a missing zero point means 0, and ONNX Runtime still fuses such groups into QLinearConv
-    (checked: not so for Gemm -> QGemm, hence Conv only). Activations' uint8/uint16 zero points are kept
-    (a missing one would make the type int8)."""
+    """Shrink the all-zero zero points of symmetric int8 weights and int32 biases -> how many went.
+
+    QDQ: the zero-point input of a ``DequantizeLinear`` that feeds only Conv nodes is removed (a missing
+    zero point means 0; ONNX Runtime still fuses such groups into QLinearConv, checked; not so for Gemm
+    -> QGemm, hence Conv only). QOperator: a ``QLinearConv``'s per-channel all-zero ``w_zero_point``
+    becomes one shared scalar 0 (the spec allows a scalar beside per-channel scales). Activations'
+    uint8/uint16 zero points are kept (a missing one would make the type int8). Same values either way.
+    """
     import onnx
     from onnx import numpy_helper
 
-    inits = {t.name: t for t in model.graph.initializer}
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
     consumers: dict[str, set] = {}
-    for node in model.graph.node:
+    for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, set()).add(node.op_type)
-    dropped = set()
-    for node in model.graph.node:
-        if (node.op_type != "DequantizeLinear" or len(node.input) < 3 or node.input[2] not in inits
-                or consumers.get(node.output[0]) != {"Conv"}):
-            continue
-        zp = inits[node.input[2]]
-        if zp.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.INT32) and not numpy_helper.to_array(zp).any():
+
+    def all_zero(name: str, types) -> bool:
+        return name in inits and inits[name].data_type in types and not numpy_helper.to_array(inits[name]).any()
+
+    shared, dropped = "_zero_i8", set()
+    for node in graph.node:
+        if (node.op_type == "DequantizeLinear" and len(node.input) == 3 and consumers.get(node.output[0]) == {"Conv"}
+                and all_zero(node.input[2], (onnx.TensorProto.INT8, onnx.TensorProto.INT32))):
             dropped.add(node.input[2])
             del node.input[2]
-    still_used = {i for node in model.graph.node for i in node.input}
-    keep = [t for t in model.graph.initializer if t.name not in dropped or t.name in still_used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(keep)
+        elif (node.op_type == "QLinearConv" and node.input[5] != shared
+              and all_zero(node.input[5], (onnx.TensorProto.INT8,))):
+            dropped.add(node.input[5])
+            node.input[5] = shared
+    still_used = {i for node in graph.node for i in node.input}
+    keep = [t for t in graph.initializer if t.name not in dropped or t.name in still_used]
+    if shared in still_used and shared not in inits:
+        keep.append(numpy_helper.from_array(np.zeros((), np.int8), shared))
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
     return len(dropped)
 
 
@@ -140,6 +164,8 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
 
     if activations not in ACTIVATIONS:
         raise DataError(f"int8 activations must be one of {', '.join(ACTIVATIONS)}, got {activations!r}")
+    # QLinearConv is 8-bit only: 16-bit activations need the QDQ format (module docstring)
+    fmt = QuantFormat.QOperator if activations == "uint8" else QuantFormat.QDQ
     raw = raw_metadata(float_path)
     size = int(raw["input_size"])
     if isinstance(calib_data, np.ndarray):
@@ -162,7 +188,7 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
         root.setLevel(logging.ERROR)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                quantize_static(str(pre), str(out_path), _reader(calib, INPUT_NAME), quant_format=QuantFormat.QDQ,
+                quantize_static(str(pre), str(out_path), _reader(calib, INPUT_NAME), quant_format=fmt,
                                 per_channel=True, weight_type=QuantType.QInt8,
                                 activation_type=QuantType.QUInt16 if activations == "uint16" else QuantType.QUInt8,
                                 op_types_to_quantize=QUANTISED_OPS, calibrate_method=CalibrationMethod.Percentile,
@@ -171,10 +197,11 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
             root.setLevel(level)
     finally:
         pre.unlink(missing_ok=True)
-    model = compact_names(onnx.load(str(out_path)))  # the quantiser's long QDQ names outweigh int8 weights
+    model = compact(onnx.load(str(out_path)))  # the quantiser's long names outweigh small int8 weights
     drop_zero_zero_points(model)
     onnx.save(model, str(out_path))
-    raw["quantization"] = (f"int8 static, QDQ, per-channel int8 weights, {activations} activations, "
+    raw["quantization"] = (f"int8 static, {'QOperator' if fmt == QuantFormat.QOperator else 'QDQ'}, "
+                           f"per-channel int8 weights, {activations} activations, "
                            f"{CALIB_PERCENTILE} percentile ranges on {source}")
     set_onnx_metadata(out_path, raw)
 

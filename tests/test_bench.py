@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from distill.bench import ROW_KEYS, bench_models
+from distill.bench import ROW_KEYS, bench_models, interleaved_timings_ms, timings_ms
 from distill.cli import main
 from distill.export import export
 from tests.test_export import make_checkpoint
@@ -56,3 +56,29 @@ def test_bench_cli_bad_model_is_one_line(tmp_path, capsys):
         assert main(["bench", str(path), "--fast"]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("distill bench: error:") and "\n" not in err
+
+
+def _slow_then_fast(slow_calls: int):
+    """fn() that sleeps 2 ms for its first `slow_calls` calls and not at all afterwards."""
+    import time
+
+    calls = []
+
+    def fn():
+        calls.append(1)
+        if len(calls) <= slow_calls:
+            time.sleep(0.002)
+
+    return fn
+
+
+def test_timings_keep_the_quickest_round():
+    # round 1 is slow throughout (a busy spell), round 2 is not: the quick round is what comes back
+    t = timings_ms(_slow_then_fast(5), repeats=5, warmup=0, rounds=2)
+    assert len(t) == 5 and t.max() < 1.0
+    assert timings_ms(_slow_then_fast(5), repeats=5, warmup=0, rounds=1).min() >= 2.0
+
+
+def test_interleaved_timings_give_every_method_its_quickest_round():
+    best = interleaved_timings_ms({"a": _slow_then_fast(4), "b": _slow_then_fast(4)}, repeats=4, rounds=2, warmup=0)
+    assert set(best) == {"a", "b"} and all(len(t) == 4 and t.max() < 1.0 for t in best.values())

@@ -92,6 +92,46 @@ def test_dark_keeps_the_inner_axis_of_a_border_peak():
     assert abs(float(points[0, 0, 1]) - 7.3) < 0.02
 
 
+def _dark_on_whole_maps(heatmaps: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """DARK the textbook way: smooth every whole map (replicate border), log, finite differences at
+    the argmax, the 2x2 Newton step. Only for inner peaks with a negative definite Hessian."""
+    import torch.nn.functional as F
+
+    from distill.decode import gaussian_kernel
+
+    b, k, h, w = heatmaps.shape
+    kernel = gaussian_kernel(sigma).repeat(k, 1, 1, 1)  # (K, 1, ks, ks)
+    pad = kernel.shape[-1] // 2
+    smooth = F.conv2d(F.pad(heatmaps, (pad,) * 4, mode="replicate"), kernel, groups=k)  # (B, K, H, W)
+    log = smooth.clamp_min(1e-10).log()
+    idx = heatmaps.flatten(2).argmax(-1)
+    x, y = idx % w, idx // w
+    bi, ki = torch.meshgrid(torch.arange(b), torch.arange(k), indexing="ij")
+    at = lambda dx, dy: log[bi, ki, y + dy, x + dx]  # noqa: E731
+    gx, gy = (at(1, 0) - at(-1, 0)) / 2, (at(0, 1) - at(0, -1)) / 2
+    hxx, hyy = at(1, 0) - 2 * at(0, 0) + at(-1, 0), at(0, 1) - 2 * at(0, 0) + at(0, -1)
+    hxy = (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1)) / 4
+    det = hxx * hyy - hxy ** 2
+    step = torch.stack([-(hyy * gx - hxy * gy) / det, -(hxx * gy - hxy * gx) / det], dim=-1)
+    return torch.stack([x, y], dim=-1).float() + step.clamp(-1, 1)
+
+
+def test_dark_matches_smoothing_the_whole_map():
+    """The decoder smooths only the window around each peak; it must agree with smoothing whole maps,
+    also for peaks one pixel from the border (where the replicated edge enters the window) and for
+    tilted, elongated blobs (the mixed derivative and the window's row/column order matter)."""
+    g = torch.Generator().manual_seed(3)
+    b, k, size = 4, 24, 16
+    centres = 1.0 + torch.rand(b, k, 2, generator=g) * (size - 3)  # peaks from x = 1 to size - 2
+    centres[0, :4] = torch.tensor([[1.2, 7.0], [14.3, 3.1], [6.4, 1.1], [9.0, 14.4]])
+    r = torch.arange(size, dtype=torch.float32)
+    dx = r[None, None, None, :] - centres[..., 0, None, None]
+    dy = r[None, None, :, None] - centres[..., 1, None, None]
+    maps = torch.exp(-(dx ** 2 / 3.0 + dy ** 2 / 1.2 - 0.6 * dx * dy) / 2)  # tilted, elongated
+    maps = maps + 0.02 * torch.rand(maps.shape, generator=g)
+    assert torch.allclose(decode_heatmaps(maps, "dark"), _dark_on_whole_maps(maps), atol=1e-4)
+
+
 @pytest.mark.parametrize("method", ["dark", "argmax", "quarter", "softargmax"])
 def test_confidence_is_the_raw_peak(method):
     centres = random_centres(2, 3, 16, margin=2.0, seed=1)

@@ -43,15 +43,18 @@ def test_unknown_activation_type_is_one_clear_error(hourglass_onnx, tmp_path):
         _quantize(hourglass_onnx, tmp_path / "x.onnx", "int4")
 
 
-def test_zero_zero_points_are_dropped_without_changing_outputs(hourglass_onnx, tmp_path):
+@pytest.mark.parametrize("activations", ["uint8", "uint16"])
+def test_zero_zero_points_are_dropped_without_changing_outputs(hourglass_onnx, tmp_path, activations):
+    """uint8 (QOperator): QLinearConv's per-channel zero weight zero points become one scalar; uint16
+    (QDQ): the zero points of weight / bias DequantizeLinear nodes feeding a Conv are removed."""
+    from onnx import numpy_helper
+
     out = tmp_path / "q.onnx"
-    _quantize(hourglass_onnx, out)  # quantize_onnx already prunes: undo nothing, prune a fresh copy
+    _quantize(hourglass_onnx, out, activations)  # quantize_onnx already prunes: prune a padded copy
     model = onnx.load(str(out))
     assert drop_zero_zero_points(model) == 0  # nothing left to prune in the shipped file
 
-    # put explicit zero points back on every weight / bias DequantizeLinear that feeds a Conv
-    from onnx import numpy_helper
-
+    # put explicit per-tensor zero points back
     inits = {t.name: t for t in model.graph.initializer}
     conv_inputs = {i for node in model.graph.node if node.op_type == "Conv" for i in node.input}
     added = 0
@@ -59,11 +62,18 @@ def test_zero_zero_points_are_dropped_without_changing_outputs(hourglass_onnx, t
         if (node.op_type == "DequantizeLinear" and len(node.input) == 2 and node.input[0] in inits
                 and node.output[0] in conv_inputs):
             dtype = numpy_helper.to_array(inits[node.input[0]]).dtype
-            zp = numpy_helper.from_array(np.zeros(numpy_helper.to_array(inits[node.input[1]]).shape, dtype),
-                                         f"zp{added}")
-            model.graph.initializer.append(zp)
+            shape = numpy_helper.to_array(inits[node.input[1]]).shape
+        elif node.op_type == "QLinearConv":
+            dtype, shape = np.int8, numpy_helper.to_array(inits[node.input[4]]).shape  # like w_scale
+        else:
+            continue
+        zp = numpy_helper.from_array(np.zeros(shape, dtype), f"zp{added}")
+        model.graph.initializer.append(zp)
+        if node.op_type == "QLinearConv":
+            node.input[5] = zp.name
+        else:
             node.input.append(zp.name)
-            added += 1
+        added += 1
     assert added > 0
     padded = tmp_path / "padded.onnx"
     onnx.save(model, str(padded))
@@ -75,3 +85,17 @@ def test_zero_zero_points_are_dropped_without_changing_outputs(hourglass_onnx, t
     onnx.save(model, str(pruned))
     np.testing.assert_array_equal(run_ort(ort_session(pruned), crops)[0], want)
     assert pruned.stat().st_size < padded.stat().st_size
+
+
+def test_decoding_stays_float(hourglass_onnx, tmp_path):
+    """Only Conv / Gemm get Q/DQ: DARK's window blur and finite differences are MatMuls with constant
+    matrices, which the quantiser would otherwise take for weights (+1.7 NME points on a student)."""
+    assert any(n.op_type == "MatMul" for n in onnx.load(str(hourglass_onnx)).graph.node)
+    out = tmp_path / "q.onnx"
+    _quantize(hourglass_onnx, out)
+    graph = onnx.load(str(out)).graph
+    assert {n.op_type for n in graph.node} & {"QLinearConv"}
+    assert not {n.op_type for n in graph.node} & {"QLinearMatMul", "MatMulInteger"}
+    dequantised = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    matmuls = [n for n in graph.node if n.op_type == "MatMul"]
+    assert matmuls and not any(dequantised & set(n.input) for n in matmuls)

@@ -1,11 +1,12 @@
-"""Compacting an ONNX graph's names: same outputs, public names kept, smaller file."""
+"""Compacting an ONNX graph (names, annotations, default attributes): same outputs, public names kept,
+smaller file."""
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from distill.onnx_names import compact_names
+from distill.onnx_compact import compact
 
 LONG = "model.stacks.0.residual_blocks.1.conv2"
 
@@ -43,14 +44,14 @@ def test_compaction_keeps_outputs_and_public_names_and_shrinks_the_file():
     xs = [np.full((2, 3), v, np.float32) for v in (1.0, -1.0)]  # both If branches
     expected = [_run(model, x) for x in xs]
 
-    compact_names(model)
+    compact(model)
     onnx.checker.check_model(model, full_check=True)
     for x, want in zip(xs, expected):
         np.testing.assert_array_equal(_run(model, x), want)
     assert [v.name for v in model.graph.input] == ["image"] and [v.name for v in model.graph.output] == ["points"]
-    names = [t.name for t in model.graph.initializer] + [n.name for n in model.graph.node]
-    names += [o for n in model.graph.node for o in n.output if o != "points"]
+    names = [t.name for t in model.graph.initializer] + [o for n in model.graph.node for o in n.output if o != "points"]
     assert all(len(name) <= 3 for name in names), names
+    assert not any(n.name for n in model.graph.node)
     assert len(model.graph.value_info) == 0
     assert model.ByteSize() < before / 2
 
@@ -68,3 +69,53 @@ def test_exported_models_carry_short_names(tmp_path):
     graph = onnx.load(str(path)).graph
     assert not any("." in t.name or "/" in t.name for t in graph.initializer)
     assert not any("/" in n.name for n in graph.node)
+
+
+def test_default_attributes_go_and_the_others_stay():
+    """A Conv spelled out with every default (strides, dilations 1, pads 0, group 1, its kernel_shape)
+    and a strided, padded MaxPool: the defaults go, the rest stays, the outputs do not move."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(4, 2, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["image", "w"], ["c"], kernel_shape=[3, 3], strides=[1, 1], dilations=[1, 1],
+                              pads=[0, 0, 0, 0], group=1),
+             helper.make_node("MaxPool", ["c"], ["points"], kernel_shape=[2, 2], strides=[2, 2], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 2, 8, 8])],
+                              [helper.make_tensor_value_info("points", TensorProto.FLOAT, None)], initializer=[w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    x = rng.normal(size=(1, 2, 8, 8)).astype(np.float32)
+    want = _run(model, x)
+
+    compact(model)
+    conv, pool = model.graph.node
+    assert not conv.attribute
+    assert {a.name: list(a.ints) for a in pool.attribute} == {"kernel_shape": [2, 2], "strides": [2, 2],
+                                                              "pads": [1, 1, 1, 1]}
+    np.testing.assert_array_equal(_run(model, x), want)
+
+
+def test_identical_constants_are_stored_once():
+    """Two equal weights (one read inside an If branch, from the outer scope) become one initializer."""
+    ones = np.ones((2, 3), np.float32)
+    inits = [numpy_helper.from_array(ones, "a"), numpy_helper.from_array(ones.copy(), "b"),
+             numpy_helper.from_array(np.zeros((), np.float32), "zero")]
+    then_g = helper.make_graph([helper.make_node("Mul", ["image", "b"], ["t"])], "then", [],
+                               [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2, 3])])
+    else_g = helper.make_graph([helper.make_node("Sub", ["image", "b"], ["e"])], "else", [],
+                               [helper.make_tensor_value_info("e", TensorProto.FLOAT, [2, 3])])
+    nodes = [helper.make_node("ReduceSum", ["image"], ["s"], keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["g"]),
+             helper.make_node("If", ["g"], ["branch"], then_branch=then_g, else_branch=else_g),
+             helper.make_node("Add", ["branch", "a"], ["points"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("points", TensorProto.FLOAT, [2, 3])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    xs = [np.full((2, 3), v, np.float32) for v in (2.0, -2.0)]
+    expected = [_run(model, x) for x in xs]
+
+    compact(model)
+    onnx.checker.check_model(model, full_check=True)
+    assert len(model.graph.initializer) == 2
+    for x, want in zip(xs, expected):
+        np.testing.assert_array_equal(_run(model, x), want)
