@@ -9,8 +9,10 @@ for .ckpt, TorchScript for .pt; ONNX Runtime: .onnx, and .ckpt exported to a tem
                  the crop -> model -> points mapped back to image px (LandmarkPredictor.predict), one
                  thread, reported as faces/s: what a deployment that already has a face box pays
 
-Timings are wall-clock medians over ``repeats`` runs after warm-up, from the quickest of ``rounds``
-rounds (see :func:`timings_ms`); they are printed, never asserted.
+Timings are wall-clock medians over ``repeats`` runs after warm-up. Each measurement runs in ``rounds``
+rounds that take every model in turn, and each model keeps its quickest round (see
+:func:`interleaved_timings_ms`): on a shared machine a slow spell then cannot land on one model only.
+They are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -119,31 +121,9 @@ def _runtimes(path: Path, tmp: Path) -> tuple[dict, dict, Path | None]:
     return facts, _load_torchscript(path)[0], None
 
 
-def _measure(r: str, file: Path, run, one, many, photo, box, repeats: int, warmup: int, threads_all: int,
-             rounds: int) -> dict:
-    """The timing columns of runtime ``r`` (see ROW_KEYS); ``run(crops)`` switches ORT sessions by batch."""
-    from distill.inference import LandmarkPredictor
-
-    batch, few = len(many), max(3, repeats // 10)
-    torch.set_num_threads(1)
-    t = timings_ms(lambda: run(one), repeats, warmup, rounds)
-    out = {f"{r}_ms_p50": float(np.median(t)), f"{r}_ms_p90": float(np.percentile(t, 90))}
-    single = LandmarkPredictor(file, threads=1)
-    t = timings_ms(lambda: single.predict(photo, [box]), repeats, warmup, rounds)
-    out.update({f"e2e_{r}_ms_p50": float(np.median(t)), f"e2e_{r}_ms_p90": float(np.percentile(t, 90)),
-                f"e2e_{r}_faces_s": 1e3 / float(t.mean())})
-    torch.set_num_threads(threads_all)
-    t = timings_ms(lambda: run(many), few, warmup, rounds)
-    out[f"{r}_img_s"] = batch * 1e3 / float(np.median(t))
-    full = LandmarkPredictor(file, threads=threads_all)
-    t = timings_ms(lambda: full.predict(photo, [box] * batch), few, warmup, rounds)
-    out[f"e2e_{r}_batch_faces_s"] = batch * 1e3 / float(np.median(t))
-    return out
-
-
-def bench_model(path: str | Path, photo_size: int = 640, repeats: int = 50, batch: int = 32,
-                warmup: int = 3, rounds: int = 3) -> dict:
-    """One row of :func:`bench_models` (keys: ROW_KEYS; None where a runtime does not apply)."""
+def _prepare(path, folder: Path, batch: int) -> tuple[dict, dict]:
+    """-> (row with the model's facts, {runtime: (file a LandmarkPredictor loads, run(crops), one crop,
+    a batch of crops)}); ``folder`` is this model's own scratch folder (two files may share a name)."""
     from distill.export import ort_session, run_ort, run_torch
 
     path = Path(path)
@@ -151,37 +131,73 @@ def bench_model(path: str | Path, photo_size: int = 640, repeats: int = 50, batc
         raise DataError(f"{path}: model file not found")
     row = dict.fromkeys(ROW_KEYS)
     row.update(model=path.name, file_bytes=path.stat().st_size, batch=batch)
-    threads_before, threads_all = torch.get_num_threads(), os.cpu_count() or 1
-    photo, box = bench_photo(photo_size)
-    with tempfile.TemporaryDirectory() as tmp:
-        facts, module, onnx_path = _runtimes(path, Path(tmp))
-        row.update(facts)
-        s = row["input_size"]
-        rng = np.random.default_rng(0)
-        one = rng.integers(0, 256, size=(1, 3, s, s), dtype=np.uint8)
-        many = rng.integers(0, 256, size=(batch, 3, s, s), dtype=np.uint8)
-        runners = {}
-        if module is not None:
-            runners["torch"] = (path, lambda crops: run_torch(module, crops))
-        if onnx_path is not None:
-            single, full = ort_session(onnx_path, threads=1), ort_session(onnx_path, threads=0)
-            runners["ort"] = (onnx_path, lambda crops: run_ort(single if len(crops) == 1 else full, crops))
-        try:
-            for r, (file, run) in runners.items():
-                row.update(_measure(r, file, run, one, many, photo, box, repeats, warmup, threads_all, rounds))
-        finally:
-            torch.set_num_threads(threads_before)
-    return row
+    folder.mkdir()
+    facts, module, onnx_path = _runtimes(path, folder)
+    row.update(facts)
+    s = row["input_size"]
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, size=(1, 3, s, s), dtype=np.uint8)
+    many = rng.integers(0, 256, size=(batch, 3, s, s), dtype=np.uint8)
+    runners = {}
+    if module is not None:
+        runners["torch"] = (path, lambda crops: run_torch(module, crops), one, many)
+    if onnx_path is not None:
+        single, full = ort_session(onnx_path, threads=1), ort_session(onnx_path, threads=0)
+        runners["ort"] = (onnx_path, lambda crops: run_ort(single if len(crops) == 1 else full, crops), one, many)
+    return row, runners
+
+
+def _measure(r: str, jobs: dict, rows: list, photo, box, repeats: int, warmup: int, rounds: int,
+             threads_all: int) -> None:
+    """Fill the timing columns of runtime ``r`` (see ROW_KEYS) into ``rows`` for the models in ``jobs``
+    {row index: runner from _prepare}; every measurement is interleaved across the models, so a slow
+    spell of the machine does not land on one of them (side-by-side ratios are what bench is for)."""
+    from distill.inference import LandmarkPredictor
+
+    few = max(3, repeats // 10)
+    torch.set_num_threads(1)
+    model_1 = {i: (lambda run, one: lambda: run(one))(run, one) for i, (_, run, one, _) in jobs.items()}
+    for i, t in interleaved_timings_ms(model_1, repeats, rounds, warmup).items():
+        rows[i].update({f"{r}_ms_p50": float(np.median(t)), f"{r}_ms_p90": float(np.percentile(t, 90))})
+    singles = {i: LandmarkPredictor(file, threads=1) for i, (file, *_) in jobs.items()}
+    torch.set_num_threads(1)  # a checkpoint's loader sets torch's threads
+    e2e_1 = {i: (lambda p: lambda: p.predict(photo, [box]))(p) for i, p in singles.items()}
+    for i, t in interleaved_timings_ms(e2e_1, repeats, rounds, warmup).items():
+        rows[i].update({f"e2e_{r}_ms_p50": float(np.median(t)), f"e2e_{r}_ms_p90": float(np.percentile(t, 90)),
+                        f"e2e_{r}_faces_s": 1e3 / float(t.mean())})
+    del singles, e2e_1
+    torch.set_num_threads(threads_all)
+    model_b = {i: (lambda run, many: lambda: run(many))(run, many) for i, (_, run, _, many) in jobs.items()}
+    for i, t in interleaved_timings_ms(model_b, few, rounds, warmup).items():
+        rows[i][f"{r}_img_s"] = rows[i]["batch"] * 1e3 / float(np.median(t))
+    fulls = {i: LandmarkPredictor(file, threads=threads_all) for i, (file, *_) in jobs.items()}
+    e2e_b = {i: (lambda p, n: lambda: p.predict(photo, [box] * n))(p, rows[i]["batch"]) for i, p in fulls.items()}
+    for i, t in interleaved_timings_ms(e2e_b, few, rounds, warmup).items():
+        rows[i][f"e2e_{r}_batch_faces_s"] = rows[i]["batch"] * 1e3 / float(np.median(t))
 
 
 def bench_models(paths, photo_size: int = 640, repeats: int = 50, batch: int = 32, fast: bool = False,
                  rounds: int = 3) -> list[dict]:
-    """Benchmark each model file -> one dict per model (keys: ROW_KEYS). ``fast``: few repeats, one
-    round and a small batch, for smoke runs and the quickstart report."""
+    """Benchmark model files side by side -> one dict per model (keys: ROW_KEYS; None where a runtime
+    does not apply). ``fast``: few repeats, one round and a small batch, for smoke runs and the
+    quickstart report."""
     if fast:
         repeats, batch, rounds = min(repeats, 10), min(batch, 8), 1
     # TorchScript re-optimises for each new input shape during its first two calls: warm up past them
-    return [bench_model(p, photo_size, repeats, batch, warmup=2 if fast else 3, rounds=rounds) for p in paths]
+    warmup = 2 if fast else 3
+    threads_before, threads_all = torch.get_num_threads(), os.cpu_count() or 1
+    photo, box = bench_photo(photo_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = [_prepare(p, Path(tmp) / str(i), batch) for i, p in enumerate(paths)]
+        rows = [row for row, _ in prepared]
+        try:
+            for r in RUNTIMES:
+                jobs = {i: runners[r] for i, (_, runners) in enumerate(prepared) if r in runners}
+                if jobs:
+                    _measure(r, jobs, rows, photo, box, repeats, warmup, rounds, threads_all)
+        finally:
+            torch.set_num_threads(threads_before)
+    return rows
 
 
 # ----------------------------------------------------------------------------- printing

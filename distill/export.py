@@ -84,7 +84,7 @@ class DeployModule(nn.Module):
 
     def forward(self, image: torch.Tensor):
         # transforms.to_tensor's (x / 255 - mean) / std as one multiply and one subtract: two graph nodes
-        # instead of three, within 1 ulp of training's inputs
+        # instead of three, within a few ulp of training's inputs
         x = image.float() * self._scale - self._shift  # (B, 3, S, S)
         out = self.model(x)
         if self.output_kind == "heatmap":
