@@ -106,8 +106,8 @@ def main(argv=None) -> int:
 
     dlib_rate = 1e3 / rows[0][1].mean()
     # the ratio is also given against the reference measurement in shared/reference (0.38 ms per face);
-    # on this project's 2-core VM dlib itself takes 2-3 ms (source build with -O3 -mavx and the dlib-bin
-    # wheel alike), so that column is the stricter one
+    # on this project's 2-core VM dlib itself takes 1-3 ms, 3x apart between runs (source build with
+    # -O3 -mavx and the dlib-bin wheel alike), so that column is the stricter one
     reference = 1e3 / REFERENCE_DLIB_MS
     table = Table(title=f"end to end, one thread, {photo.shape[1]}x{photo.shape[0]} photo + face box -> 68 points")
     for col in ("method", "p50 ms", "p90 ms", "faces/s", "vs dlib (measured)", f"vs dlib {reference:,.0f}/s (ref)"):
