@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,29 +38,26 @@ ROW_KEYS = ("model", "format", "input_size", "num_points", "params", "file_bytes
      ("e2e_", "_faces_s"), ("e2e_", "_batch_faces_s")))
 
 
-def timings_ms(fn, repeats: int, warmup: int = 3, rounds: int = 1) -> np.ndarray:
-    """Wall-clock milliseconds of ``repeats`` calls of fn() after ``warmup`` untimed ones; with
-    ``rounds`` > 1 the calls are timed in that many rounds and the round with the lowest median is
-    returned: on a shared or virtual machine a slow spell inflates a whole round (the same session
-    measured 0.55 and 0.90 ms per call a second apart here), and the quickest round is the one
-    that reproduces."""
+def timings_ms(fn, repeats: int, warmup: int = 3) -> np.ndarray:
+    """Wall-clock milliseconds of ``repeats`` calls of fn() after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
-    best = None
-    for _ in range(max(1, rounds)):
-        out = np.empty(repeats)
-        for i in range(repeats):
-            t = time.perf_counter()
-            fn()
-            out[i] = (time.perf_counter() - t) * 1e3
-        if best is None or np.median(out) < np.median(best):
-            best = out
-    return best
+    out = np.empty(repeats)
+    for i in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out[i] = (time.perf_counter() - t) * 1e3
+    return out
 
 
 def interleaved_timings_ms(fns: dict, repeats: int, rounds: int = 5, warmup: int = 10) -> dict:
-    """{name: fn} -> {name: timings of its quickest round}; every round times each fn in turn, so slow
-    spells of the machine hit all of them alike (for side-by-side ratios)."""
+    """{name: fn} -> {name: the timings (``repeats`` calls) of its quickest round}.
+
+    Every round times each fn in turn, and each keeps the round with its lowest median: on a shared or
+    virtual machine a slow spell inflates whole rounds (the same ONNX Runtime session measured 0.55 and
+    0.90 ms per call a second apart here), so the quickest round is the one that reproduces, and
+    interleaving lets slow spells hit all methods alike (side-by-side ratios are the point).
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -156,22 +154,22 @@ def _measure(r: str, jobs: dict, rows: list, photo, box, repeats: int, warmup: i
 
     few = max(3, repeats // 10)
     torch.set_num_threads(1)
-    model_1 = {i: (lambda run, one: lambda: run(one))(run, one) for i, (_, run, one, _) in jobs.items()}
+    model_1 = {i: partial(run, one) for i, (_, run, one, _) in jobs.items()}
     for i, t in interleaved_timings_ms(model_1, repeats, rounds, warmup).items():
         rows[i].update({f"{r}_ms_p50": float(np.median(t)), f"{r}_ms_p90": float(np.percentile(t, 90))})
     singles = {i: LandmarkPredictor(file, threads=1) for i, (file, *_) in jobs.items()}
     torch.set_num_threads(1)  # a checkpoint's loader sets torch's threads
-    e2e_1 = {i: (lambda p: lambda: p.predict(photo, [box]))(p) for i, p in singles.items()}
+    e2e_1 = {i: partial(p.predict, photo, [box]) for i, p in singles.items()}
     for i, t in interleaved_timings_ms(e2e_1, repeats, rounds, warmup).items():
         rows[i].update({f"e2e_{r}_ms_p50": float(np.median(t)), f"e2e_{r}_ms_p90": float(np.percentile(t, 90)),
                         f"e2e_{r}_faces_s": 1e3 / float(t.mean())})
     del singles, e2e_1
     torch.set_num_threads(threads_all)
-    model_b = {i: (lambda run, many: lambda: run(many))(run, many) for i, (_, run, _, many) in jobs.items()}
+    model_b = {i: partial(run, many) for i, (_, run, _, many) in jobs.items()}
     for i, t in interleaved_timings_ms(model_b, few, rounds, warmup).items():
         rows[i][f"{r}_img_s"] = rows[i]["batch"] * 1e3 / float(np.median(t))
     fulls = {i: LandmarkPredictor(file, threads=threads_all) for i, (file, *_) in jobs.items()}
-    e2e_b = {i: (lambda p, n: lambda: p.predict(photo, [box] * n))(p, rows[i]["batch"]) for i, p in fulls.items()}
+    e2e_b = {i: partial(p.predict, photo, [box] * rows[i]["batch"]) for i, p in fulls.items()}
     for i, t in interleaved_timings_ms(e2e_b, few, rounds, warmup).items():
         rows[i][f"e2e_{r}_batch_faces_s"] = rows[i]["batch"] * 1e3 / float(np.median(t))
 
