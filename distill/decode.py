@@ -146,7 +146,7 @@ def _dark_offset(heatmaps: torch.Tensor, x: torch.Tensor, y: torch.Tensor, peak:
     small matmuls. The window is rescaled so its smoothed maximum equals the raw peak, which keeps
     the log's floor (1e-10) relative to the peak for every map (whole-map smoothing used the whole
     map's smoothed maximum: the same wherever that lies within a pixel of the raw peak, and the floor
-    only binds on values <= 0, so outputs differ only on such maps). Where the 2x2 Hessian is not negative
+    only binds on values below 1e-10 of the peak, so outputs differ only on such maps). Where the 2x2 Hessian is not negative
     definite the step falls back to the 1-D step -g/h on each axis that curves down; an axis whose
     peak sits on the border gets no offset (its outer neighbour does not exist). Offsets are clamped
     to [-1, 1].
