@@ -122,10 +122,11 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a .ckpt written by distill train (model weights + distill info)")
     p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], help="output format")
     p.add_argument("--out", required=True, help="output file (.onnx or .pt)")
-    p.add_argument("--int8", action="store_true", help="static int8 quantisation (ONNX only, QDQ, per-channel)")
+    p.add_argument("--int8", action="store_true",
+                   help="static int8 quantisation (ONNX only, per-channel weights; QLinearConv graph)")
     p.add_argument("--activations", default="uint8", choices=["uint8", "uint16"],
-                   help="with --int8: activation type; uint16 keeps the int8 file size with near-float accuracy "
-                        "(Hourglasses lose NME at uint8) but is not faster (docs/export.md)")
+                   help="with --int8: activation type; uint16 (a QDQ graph, ~10%% larger) keeps near-float "
+                        "accuracy (Hourglasses lose NME at uint8) but is not faster (docs/export.md)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset")
     p.add_argument("--data", default=None,
                    help="data folder (SynthFace / 300W layout): real crops for the parity check, int8 "
