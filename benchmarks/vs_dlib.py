@@ -101,6 +101,8 @@ def main(argv=None) -> int:
         for path in paths:
             predictor = LandmarkPredictor(path, threads=1)
             name = f"distill {path.name} ({path.suffix.lstrip('.')}, {'ORT' if path.suffix == '.onnx' else 'torch'})"
+            if name in fns:  # two files of the same name from different folders: both get a row
+                name = f"{name} #{len(fns)}"
             fns[name] = (lambda p: lambda: p.predict(photo, [box]))(predictor)
         rows = list(interleaved_timings_ms(fns, args.repeats, args.rounds).items())
 

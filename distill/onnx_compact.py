@@ -9,8 +9,9 @@ float. :func:`compact` therefore
     renames every internal tensor to a base-36 counter ("_0", "_1", ..., "_a9");
     clears node names and doc strings (optional in ONNX; runtimes name nodes themselves);
     drops ``value_info`` (shape annotations a runtime re-infers);
-    stores identical constant tensors once (the quantiser writes a scale and a zero point per tensor,
-    and many are equal: every zero point after a ReLU is 0);
+    with ``merge_constants``, stores identical constant tensors once (for quantised graphs: the quantiser
+    writes a scale and a zero point per tensor, and many are equal; not before quantising, where a
+    weight shared by two layers can make ONNX Runtime's quantiser write a name twice);
     drops convolution and pooling attributes that equal the ONNX default (strides, dilations 1, pads 0,
     group 1) and a convolution's kernel_shape (the spec infers it from the weight): ~100 bytes per
     convolution, 2-4 % of a small int8 student.
@@ -67,10 +68,11 @@ def _drop_default_attributes(node) -> None:
 
 def _merge_identical_initializers(graph) -> None:
     """Point every use of a constant tensor at the first one with the same type, shape and bytes
-    (top-level graph; an initializer that is also a graph input can be overridden, so it stays)."""
+    (top-level graph; an initializer that is also a graph input can be overridden and one that is a
+    graph output must keep its name, so those stay)."""
     from onnx import numpy_helper
 
-    inputs = {v.name for v in graph.input}
+    inputs = {v.name for v in graph.input} | {v.name for v in graph.output}
     first: dict[tuple, str] = {}
     alias: dict[str, str] = {}
     for t in graph.initializer:
@@ -95,8 +97,12 @@ def _merge_identical_initializers(graph) -> None:
     graph.initializer.extend(keep)
 
 
-def compact(model):
+def compact(model, merge_constants: bool = False, suffix: str = ""):
     """Compact ``model`` (an ``onnx.ModelProto``) in place (module docstring) -> the same model.
+
+    ``suffix`` ends every new tensor name ("_7" + "q" -> "_7q"). Tools that make a name unique by
+    appending characters (ONNX Runtime's quantiser turns a shared "_7" into "_70") can then never hit
+    another compacted name ("_70" exists; "_7q0" cannot), so graphs handed to such tools get one.
 
     A tensor name keeps its meaning everywhere it occurs (node inputs and outputs, initializers,
     subgraphs, which may refer to outer-scope tensors), so the renaming is a bijection and the graph
@@ -105,7 +111,8 @@ def compact(model):
     import onnx
 
     graph = model.graph
-    _merge_identical_initializers(graph)
+    if merge_constants:
+        _merge_identical_initializers(graph)
     inits = {t.name for t in graph.initializer}
     public = {v.name for v in graph.input if v.name not in inits} | {v.name for v in graph.output}
     mapping: dict[str, str] = {}
@@ -114,7 +121,7 @@ def compact(model):
         if not name or name in public:  # "" marks an omitted optional input
             return name
         if name not in mapping:
-            mapping[name] = "_" + _base36(len(mapping))  # "_" prefix: never equal to a public name
+            mapping[name] = "_" + _base36(len(mapping)) + suffix  # "_" prefix: never a public name
         return mapping[name]
 
     def rename(g) -> None:

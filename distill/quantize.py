@@ -29,7 +29,7 @@ the model sees when deployed; the NME change is measured on the test split with 
 graph vs int8 graph.
 
 File size: the graph is compacted (:mod:`distill.onnx_compact`: short tensor names, no node names,
-default attributes dropped) and the all-zero zero points of the symmetric int8 weights and int32
+default attributes dropped, equal constants stored once) and the all-zero zero points of the symmetric int8 weights and int32
 biases are dropped (QDQ) or shared as one scalar (QLinearConv), which otherwise cost more than the
 int8 weights save on a small model.
 """
@@ -180,7 +180,10 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
     # and the ONNX shape inference it falls back to is enough here.
     pre = out_path.with_name(f".{out_path.stem}.pre.onnx")
     try:
-        quant_pre_process(str(float_path), str(pre), skip_symbolic_shape=True)
+        # names with a suffix first: the quantiser makes names unique by appending digits, which can
+        # produce another compacted name ("_7" -> "_70") and a graph ONNX Runtime refuses to load
+        onnx.save(compact(onnx.load(str(float_path)), suffix="q"), str(pre))
+        quant_pre_process(str(pre), str(pre), skip_symbolic_shape=True)
         # the histogram calibrator prints its settings; 16-bit activations log that the graph moves to
         # opset 21 (the first with 16-bit QuantizeLinear), which is intended
         root = logging.getLogger()
@@ -197,7 +200,8 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
             root.setLevel(level)
     finally:
         pre.unlink(missing_ok=True)
-    model = compact(onnx.load(str(out_path)))  # the quantiser's long names outweigh small int8 weights
+    # the quantiser's long names outweigh small int8 weights; its many equal scales / zero points merge
+    model = compact(onnx.load(str(out_path)), merge_constants=True)
     drop_zero_zero_points(model)
     onnx.save(model, str(out_path))
     raw["quantization"] = (f"int8 static, {'QOperator' if fmt == QuantFormat.QOperator else 'QDQ'}, "

@@ -95,10 +95,11 @@ def test_default_attributes_go_and_the_others_stay():
 
 
 def test_identical_constants_are_stored_once():
-    """Two equal weights (one read inside an If branch, from the outer scope) become one initializer."""
+    """Two equal weights (one read inside an If branch, from the outer scope) become one initializer;
+    a third equal one that is also a graph output keeps its name."""
     ones = np.ones((2, 3), np.float32)
     inits = [numpy_helper.from_array(ones, "a"), numpy_helper.from_array(ones.copy(), "b"),
-             numpy_helper.from_array(np.zeros((), np.float32), "zero")]
+             numpy_helper.from_array(np.zeros((), np.float32), "zero"), numpy_helper.from_array(ones.copy(), "c")]
     then_g = helper.make_graph([helper.make_node("Mul", ["image", "b"], ["t"])], "then", [],
                                [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2, 3])])
     else_g = helper.make_graph([helper.make_node("Sub", ["image", "b"], ["e"])], "else", [],
@@ -108,14 +109,16 @@ def test_identical_constants_are_stored_once():
              helper.make_node("If", ["g"], ["branch"], then_branch=then_g, else_branch=else_g),
              helper.make_node("Add", ["branch", "a"], ["points"])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [2, 3])],
-                              [helper.make_tensor_value_info("points", TensorProto.FLOAT, [2, 3])], initializer=inits)
+                              [helper.make_tensor_value_info("points", TensorProto.FLOAT, [2, 3]),
+                               helper.make_tensor_value_info("c", TensorProto.FLOAT, [2, 3])], initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
     xs = [np.full((2, 3), v, np.float32) for v in (2.0, -2.0)]
     expected = [_run(model, x) for x in xs]
 
-    compact(model)
+    compact(model, merge_constants=True)
     onnx.checker.check_model(model, full_check=True)
-    assert len(model.graph.initializer) == 2
+    assert len(model.graph.initializer) == 3  # a + b merged; zero; the output c
+    assert "c" in [t.name for t in model.graph.initializer]
     for x, want in zip(xs, expected):
         np.testing.assert_array_equal(_run(model, x), want)

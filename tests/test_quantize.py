@@ -99,3 +99,25 @@ def test_decoding_stays_float(hourglass_onnx, tmp_path):
     dequantised = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
     matmuls = [n for n in graph.node if n.op_type == "MatMul"]
     assert matmuls and not any(dequantised & set(n.input) for n in matmuls)
+
+
+@pytest.mark.parametrize("activations", ["uint8", "uint16"])
+def test_shared_weights_quantise_into_a_loadable_graph(tmp_path, activations):
+    """A fresh model (default BatchNorm statistics) has equal folded biases, which ONNX Runtime's
+    pre-pass shares between convolutions; the quantiser then makes per-layer names by appending
+    digits, which once collided with the compacted names ("_7" -> "_70") and gave a file ONNX Runtime
+    refused to load."""
+    import torch
+
+    from distill.checkpoint import model_info, save_model_checkpoint
+    from distill.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("hourglass_tiny").eval()
+    ckpt = tmp_path / "fresh.ckpt"
+    save_model_checkpoint(ckpt, model, model_info(model, SCHEMAS["ibug68"], recipe={"seed": 0}, recipe_name="t"))
+    src = export(ckpt, "onnx", tmp_path / "fresh.onnx", log=lambda *a: None).path
+    out = tmp_path / "q.onnx"
+    _quantize(src, out, activations)  # runs the int8 graph before it returns
+    points, _ = run_ort(ort_session(out), random_crops(2, 64, seed=3))
+    assert points.shape == (2, 68, 2) and np.isfinite(points).all()
