@@ -1,11 +1,16 @@
-"""Teacher vs student vs regressor, end to end and model only, torch and ONNX Runtime. Prints a table.
+"""The shipped students vs their teacher (and the regressor), end to end and model only, torch and ONNX
+Runtime. Prints `distill bench`'s table, each model's speed-up over the teacher, and an ONNX Runtime table.
 
-    python benchmarks/export_speed.py [--repeats 50] [--batch 32] [--photo-size 640]
+    python benchmarks/export_speed.py [--repeats 50] [--rounds 5] [--batch 32] [--photo-size 640]
+    python benchmarks/export_speed.py --shapes      # other student shapes, ONNX Runtime table only
 
-Untrained models (speed does not depend on the weights) at the SynthFace study's sizes, 64x64 input:
-the 2x128 Hourglass teacher, the 1x32 Hourglass student and the default ConvDW regressor. Each is
-saved as a checkpoint, exported to ONNX by `distill.bench` (parity-checked) and measured with
-`bench_models`; the last lines print the student's and the regressor's speed-up over the teacher.
+Untrained models (speed does not depend on the weights), 64x64 input, shapes read from the SynthFace
+recipes, so this measures what `distill train` ships: the `synthface/teacher` Hourglass, the
+`synthface/student` and `synthface/student_lean` Hourglasses and the default ConvDW regressor. Each
+is saved as a checkpoint, exported to ONNX by `distill.bench` (parity-checked) and measured with
+`bench_models`, every measurement interleaved across the models in `--rounds` rounds (each model keeps
+its quickest round: this VM has slow spells). A second table times the exported graphs alone in ONNX
+Runtime with more calls and rounds, for steadier ratios.
 """
 
 from __future__ import annotations
@@ -14,18 +19,94 @@ import argparse
 import tempfile
 from pathlib import Path
 
-MODELS = {
-    "teacher_hg2x128": ("hourglass", dict(num_stacks=2, channels=128, depth=3, input_size=64)),
-    "student_hg1x32": ("hourglass", dict(num_stacks=1, channels=32, depth=3, input_size=64)),
-    "convdw": ("convdw", {}),
+# the ratios printed under the table: row key -> what it measures
+RATIOS = {
+    "ort_ms_p50": "model only, batch 1, 1 thread (p50 latency)",
+    "ort_img_s": "model only, batch {batch}, all threads (throughput)",
+    "e2e_ort_faces_s": "end to end, 1 thread (photo + box -> image points)",
+    "e2e_ort_batch_faces_s": "end to end, {batch} faces of one photo per call, all threads",
+    "torch_img_s": "torch eager, model only, batch {batch}, all threads",
 }
+
+
+def models() -> dict[str, tuple[str, dict]]:
+    from distill.config import load_recipe
+
+    def recipe_model(name: str) -> tuple[str, dict]:
+        model = load_recipe(name).model
+        return model.name, dict(model.args, input_size=64)
+
+    return {"teacher (synthface/teacher)": recipe_model("synthface/teacher"),
+            "student (synthface/student)": recipe_model("synthface/student"),
+            "lean student (synthface/student_lean)": recipe_model("synthface/student_lean"),
+            "convdw": ("convdw", {})}
+
+
+# --shapes: other students against the same teacher (1 stack, depth 3, stem 16 unless said), to see what
+# moves a small student's CPU time: its number of layers more than its FLOPs
+SHAPES = {
+    "1x48 (synthface/student)": dict(channels=48),
+    "1x48, 3x3 stem conv": dict(channels=48, stem_kernel=3),
+    "1x48, no head residual": dict(channels=48, head_blocks=0),
+    "1x48, both (synthface/student_lean)": dict(channels=48, stem_kernel=3, head_blocks=0),
+    "1x48, both, depth 2": dict(channels=48, stem_kernel=3, head_blocks=0, depth=2),
+    "1x32 (fewer channels only)": dict(channels=32),
+    "1x64 depthwise blocks": dict(channels=64, block="depthwise"),
+    "1x80 depthwise blocks": dict(channels=80, block="depthwise"),
+}
+
+
+def shape_models() -> dict[str, tuple[str, dict]]:
+    teacher = models()["teacher (synthface/teacher)"]
+    base = dict(num_stacks=1, depth=3, stem_channels=16, input_size=64)
+    return {"teacher (synthface/teacher)": teacher,
+            **{name: ("hourglass", {**base, **kw}) for name, kw in SHAPES.items()}}
+
+
+def ort_ratios(ckpts: list[Path], names: list[str], batch: int, rounds: int) -> None:
+    """The student-vs-teacher ratios with less noise than the bench table: ONNX Runtime only, the exported
+    graphs (decoding included), each setting timed in `rounds` interleaved rounds of many calls, the
+    25th percentile of each model's quickest round."""
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from distill.bench import interleaved_timings_ms
+    from distill.checkpoint import load_model
+    from distill.export import export, ort_session
+    from distill.models.facts import model_facts
+
+    onnx = [export(c, "onnx", c.with_suffix(".onnx"), log=lambda *a: None).path for c in ckpts]
+    gflops = [model_facts(load_model(c)[0], 64)["gflops"] for c in ckpts]
+    settings = {"batch 1, 1 thread": (1, 1, 300), f"batch {batch}, 1 thread": (batch, 1, 10),
+                f"batch {batch}, all threads": (batch, 0, 10)}
+    table = Table(title=f"ONNX Runtime, decoding included: ms per call (x teacher), "
+                        f"best of {rounds} interleaved rounds")
+    table.add_column("model", no_wrap=True)
+    table.add_column("GFLOPs (1/x teacher)", justify="right")
+    for setting in settings:
+        table.add_column(setting, justify="right")
+    ms = {}
+    for setting, (b, threads, repeats) in settings.items():
+        crops = np.random.default_rng(0).integers(0, 256, (b, 3, 64, 64), dtype=np.uint8)
+        fns = {name: (lambda s: lambda: s.run(None, {"image": crops}))(ort_session(p, threads))
+               for name, p in zip(names, onnx)}
+        ms[setting] = {name: float(np.percentile(t, 25))
+                       for name, t in interleaved_timings_ms(fns, repeats, rounds, warmup=3).items()}
+    for name, g in zip(names, gflops):
+        table.add_row(name, f"{g:.4f} (1/{gflops[0] / g:.1f})",
+                      *(f"{ms[s][name]:.3f} ({ms[s][names[0]] / ms[s][name]:.1f}x)" for s in settings))
+    Console().print(table)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--photo-size", type=int, default=640)
+    parser.add_argument("--shapes", action="store_true",
+                        help="instead: only the ONNX Runtime table, for the student shapes in SHAPES")
     args = parser.parse_args(argv)
 
     from distill.bench import bench_models, print_table
@@ -33,20 +114,28 @@ def main(argv=None) -> None:
     from distill.data import SCHEMAS
     from distill.models import build_model
 
+    chosen = shape_models() if args.shapes else models()
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
-        for name, (preset, overrides) in MODELS.items():
+        for i, (name, (preset, overrides)) in enumerate(chosen.items()):
             model = build_model(preset, **overrides).eval()
-            paths.append(Path(tmp) / f"{name}.ckpt")
-            save_model_checkpoint(paths[-1], model, model_info(model, SCHEMAS["ibug68"], recipe_name="bench"))
-        rows = bench_models(paths, photo_size=args.photo_size, repeats=args.repeats, batch=args.batch)
+            paths.append(Path(tmp) / f"{i}.ckpt")
+            save_model_checkpoint(paths[-1], model, model_info(model, SCHEMAS["ibug68"], recipe_name=name))
+        if args.shapes:
+            ort_ratios(paths, list(chosen), args.batch, rounds=7)
+            return
+        rows = bench_models(paths, photo_size=args.photo_size, repeats=args.repeats, batch=args.batch,
+                            rounds=args.rounds)
+        ort_ratios(paths, list(models()), args.batch, rounds=7)
+    for row, name in zip(rows, models()):
+        row["model"] = name
     print_table(rows)
     teacher = rows[0]
     for row in rows[1:]:
-        for key, what in (("ort_img_s", f"model-only ORT throughput (batch {args.batch}, all threads)"),
-                          ("e2e_ort_faces_s", "end-to-end ORT faces/s (1 thread)"),
-                          ("torch_img_s", f"model-only torch throughput (batch {args.batch}, all threads)")):
-            print(f"{row['model']} vs {teacher['model']}: {row[key] / teacher[key]:.1f}x {what}")
+        for key, what in RATIOS.items():
+            # latency: smaller is faster; throughput: larger is faster
+            ratio = teacher[key] / row[key] if key.endswith("_p50") else row[key] / teacher[key]
+            print(f"{row['model']} vs teacher: {ratio:.1f}x  {what.format(batch=args.batch)}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
     python benchmarks/kd_study.py                                   # ~47 min on 2 CPU cores
     python benchmarks/kd_study.py --budget full --device cuda
     python benchmarks/kd_study.py --teacher T.ckpt --data DIR --only scratch kd_feat   # reuse a teacher
+    python benchmarks/kd_study.py ... --student student_lean                         # the lean student
+    python benchmarks/kd_study.py ... --set model.args.block=depthwise model.args.channels=64  # any other
 
 Runs are independent once the teacher exists, so they go to ``--jobs`` processes (default 2) of one
 torch thread each: while the teacher trains, the other process trains the runs that need no teacher
@@ -15,8 +17,8 @@ comparison (scratch vs the shipped KD) runs ``--seeds`` seeds; the ablation and 
 run ``--ablation-seeds`` (default 1), which is what fits 2,500 steps per student into an hour on 2 cores.
 
     teacher           synthface/teacher (2x128; trained once, seed 0: the seeds vary the students; the
-                      students are the recipes' 1x48, 1/12 of its FLOPs)
-    scratch           synthface/student: ground truth only        (ablation: GT only)
+                      students are the recipes' (synthface/student or --student), reshaped by --set)
+    scratch           synthface/student (--student): ground truth only        (ablation: GT only)
     kd_out            + output KD (FPD: MSE to the teacher's last-stack heatmaps)
     kd_feat           + feature KD (hints on the recipe's tap pairs) = the shipped student_from_teacher
     kd_both           + both
@@ -54,12 +56,13 @@ BUDGETS = {
     "small": dict(faces=3000, test=500, teacher_steps=1200, student_steps=2500, labelled=300, val_every=500),
     "full": dict(faces=10000, test=1000, teacher_steps=8000, student_steps=8000, labelled=1000, val_every=1000),
 }
-# ablation rows: the shipped KD recipe with the KD terms switched on / off (GT only = scratch)
+# ablation rows: the shipped KD recipe with the KD terms switched on / off (GT only = scratch). "{s}" is
+# --student: synthface/{s} trains from scratch, synthface/{s}_from_teacher distils
 VARIANTS = {
-    "scratch": ("synthface/student", []),
-    "kd_out": ("synthface/student_from_teacher", ["loss.w_out=1", "loss.w_feat=0"]),
-    "kd_feat": ("synthface/student_from_teacher", ["loss.w_out=0", "loss.w_feat=1"]),
-    "kd_both": ("synthface/student_from_teacher", ["loss.w_out=1", "loss.w_feat=1"]),
+    "scratch": ("synthface/{s}", []),
+    "kd_out": ("synthface/{s}_from_teacher", ["loss.w_out=1", "loss.w_feat=0"]),
+    "kd_feat": ("synthface/{s}_from_teacher", ["loss.w_out=0", "loss.w_feat=1"]),
+    "kd_both": ("synthface/{s}_from_teacher", ["loss.w_out=1", "loss.w_feat=1"]),
 }
 
 
@@ -119,6 +122,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--only", nargs="*", default=None, help="run only these student rows (e.g. scratch kd_feat)")
     ap.add_argument("--data", default=None, help="an existing SynthFace folder (default: generate one in --work)")
     ap.add_argument("--teacher", default=None, help="reuse this teacher checkpoint instead of training one")
+    ap.add_argument("--student", default="student", choices=("student", "student_lean"),
+                    help="which shipped student: synthface/STUDENT and synthface/STUDENT_from_teacher")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="recipe overrides for every student run, e.g. model.args.channels=64 (another student shape)")
     for key in ("teacher_steps", "student_steps", "labelled"):
         ap.add_argument(f"--{key.replace('_', '-')}", type=int, default=None, help=f"override the budget's {key}")
     args = ap.parse_args(argv)
@@ -140,6 +147,8 @@ def main(argv=None) -> dict:
     args.device = device
     ckpts = work / f"ckpts_{args.budget}"
     base = common(args, b, data, ckpts)
+    student = base + list(args.set)
+    scratch_recipe, kd_recipe = f"synthface/{args.student}", f"synthface/{args.student}_from_teacher"
     steps = lambda n: [f"trainer.max_steps={n}"]  # noqa: E731
     main_rows = ("scratch", "kd_feat")
 
@@ -155,17 +164,19 @@ def main(argv=None) -> dict:
         return [f"seed={seed}", f"output.run_name={name}_seed{seed}"]
 
     def needs_no_teacher(seed: int) -> dict[str, tuple]:
-        return {"scratch": ("synthface/student", base + steps(b["student_steps"]) + named("scratch", seed)),
-                "semi_scratch": ("synthface/student", base + steps(b["student_steps"]) + named("semi_scratch", seed) + semi)}
+        return {"scratch": (scratch_recipe, student + steps(b["student_steps"]) + named("scratch", seed)),
+                "semi_scratch": (scratch_recipe,
+                                 student + steps(b["student_steps"]) + named("semi_scratch", seed) + semi)}
 
     def needs_teacher(seed: int, teacher: list[str]) -> dict[str, tuple]:
-        rows = {name: (recipe, base + steps(b["student_steps"]) + named(name, seed) + extra + teacher)
+        rows = {name: (recipe.format(s=args.student),
+                       student + steps(b["student_steps"]) + named(name, seed) + extra + teacher)
                 for name, (recipe, extra) in VARIANTS.items() if name != "scratch"}
         # FPD: scratch first, then KD; the scratch steps count
-        rows["fpd_finetune"] = ("synthface/student", base + steps(half) + named("fpd_scratch_half", seed),
-                                ("synthface/student_from_teacher",
-                                 base + steps(b["student_steps"] - half) + named("fpd_finetune", seed) + teacher))
-        rows["semi_kd"] = ("synthface/student_from_teacher", base + steps(b["student_steps"]) + named("semi_kd", seed) +
+        rows["fpd_finetune"] = (scratch_recipe, student + steps(half) + named("fpd_scratch_half", seed),
+                                (kd_recipe,
+                                 student + steps(b["student_steps"] - half) + named("fpd_finetune", seed) + teacher))
+        rows["semi_kd"] = (kd_recipe, student + steps(b["student_steps"]) + named("semi_kd", seed) +
                            semi + teacher +
                            [f"data.unlabelled_root={unlabelled}", f"data.unlabelled_fraction={frac:.4f}", "loss.w_out=1"])
         return rows
@@ -217,13 +228,13 @@ def main(argv=None) -> dict:
     return report
 
 
-def flops_ratio(teacher_ckpt: Path) -> float:
+def flops_ratio(teacher_ckpt: Path, recipe: str, overrides: list[str]) -> float:
     from distill.checkpoint import load_model
     from distill.config import load_recipe
     from distill.models import build_model, model_facts
 
     teacher, _ = load_model(teacher_ckpt)
-    cfg = load_recipe("synthface/student")
+    cfg = load_recipe(recipe, [o for o in overrides if o.startswith("model.")])
     student = build_model(cfg.model.name, num_points=teacher.num_points, input_size=teacher.input_size, **cfg.model.args)
     return model_facts(student, student.input_size)["flops"] / model_facts(teacher, teacher.input_size)["flops"]
 
@@ -240,7 +251,9 @@ def summarise(results: dict, seconds: dict, b: dict, args, teacher_ckpt: Path) -
     return {"budget": args.budget, "device": args.device, "seeds": args.seeds, "ablation_seeds": args.ablation_seeds,
             "jobs": args.jobs, "settings": b,
             "wall_minutes": (time.time() - args.started) / 60,
-            "flops_ratio": flops_ratio(teacher_ckpt), "teacher": str(teacher_ckpt), "rows": rows}
+            "flops_ratio": flops_ratio(teacher_ckpt, f"synthface/{args.student}", args.set),
+            "student": args.student, "student_overrides": list(args.set),
+            "teacher": str(teacher_ckpt), "rows": rows}
 
 
 def print_table(report: dict) -> None:

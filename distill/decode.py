@@ -20,12 +20,18 @@ Decoders (accuracy on Gaussians at random sub-pixel centres: benchmarks/decoding
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 
 import numpy as np
 import torch
 
 DECODERS = ("dark", "argmax", "quarter", "softargmax")
+
+# Tracing warns wherever a size becomes an int or a tensor is made from constants: here that is the
+# point (the batch is the only dynamic size of an exported decoder), so this module's warnings are noise.
+warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=__name__)
 
 
 # ----------------------------------------------------------------------------- frames
@@ -72,22 +78,41 @@ def gaussian_kernel(sigma: float, dtype=torch.float32, device=None) -> torch.Ten
     return (g[:, None] * g[None, :])[None, None]  # (1, 1, k, k)
 
 
+def _map_shape(heatmaps: torch.Tensor) -> tuple[int, int, int]:
+    """(K, H, W) as Python ints. Under tracing they become constants of the graph, so only the batch
+    stays dynamic: sizes read from the tensor at run time cost Shape / Gather / Concat nodes."""
+    return tuple(int(s) for s in heatmaps.shape[1:])
+
+
 def _gather(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor, width: int) -> torch.Tensor:
     """Values of flat (B, K, H*W) at integer (x, y) (B, K) that are already inside the map."""
     return torch.gather(flat, 2, (y * width + x).unsqueeze(-1)).squeeze(-1)  # (B, K)
 
 
-def _argmax(heatmaps: torch.Tensor):
-    """(B, K, H, W) -> integer x, y (B, K) int64 and the peak value (B, K)."""
-    width = heatmaps.shape[-1]
-    peak, idx = heatmaps.flatten(2).max(dim=-1)  # (B, K), (B, K)
-    return idx % width, torch.div(idx, width, rounding_mode="floor"), peak
+def _argmax(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, K, H, W) -> the integer peak xy (B, K, 2) as floats of the heatmaps' dtype (x first), and the
+    peak value (B, K).
+
+    The index arithmetic runs in floating point on (B, K) tensors: ONNX Runtime's int64 elementwise
+    kernels, and any elementwise op that broadcasts over a short last axis, run an element or a few at
+    a time (a broadcast int64 Add over a batch of windows cost more than the window's matmul). Exact for
+    maps up to 1024 px a side in float32: floor(i / W) errs only when i / W is within W * 2^-24 of an integer.
+    """
+    k, h, w = _map_shape(heatmaps)
+    flat = heatmaps.reshape(-1, k, h * w)
+    idx = flat.argmax(dim=-1, keepdim=True)  # (B, K, 1) the first maximum, as max() picks it
+    # the peak gathered at idx, not a second pass over every map (ReduceMax cost half of ArgMax)
+    peak = flat.gather(-1, idx).squeeze(-1)  # (B, K)
+    i = idx.squeeze(-1).to(heatmaps.dtype)
+    y = torch.floor(i / w)
+    return torch.stack([i - y * w, y], dim=-1), peak
 
 
-def _quarter_offset(heatmaps: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _quarter_offset(heatmaps: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     """0.25 px toward the higher neighbour per axis; 0 on the border, where one neighbour is missing."""
-    h, w = heatmaps.shape[-2:]
-    flat = heatmaps.flatten(2)  # (B, K, H*W)
+    k, h, w = _map_shape(heatmaps)
+    x, y = xy.long().unbind(-1)
+    flat = heatmaps.reshape(-1, k, h * w)  # (B, K, H*W)
     xl, xr = (x - 1).clamp(0, w - 1), (x + 1).clamp(0, w - 1)
     yu, yd = (y - 1).clamp(0, h - 1), (y + 1).clamp(0, h - 1)
     dx = _gather(flat, xr, y, w) - _gather(flat, xl, y, w)
@@ -100,89 +125,102 @@ def _quarter_offset(heatmaps: torch.Tensor, x: torch.Tensor, y: torch.Tensor) ->
 DARK_DET_FLOOR = 0.01  # see _dark_offset
 
 
-# (9, 5): finite differences on a flattened 3x3 window (index 3 * row(y) + col(x): 1 up, 3 left,
-# 4 centre, 5 right, 7 down) -> columns gx, gy, hxx, hyy, hxy. Built at import, outside any trace.
-_DARK_STENCIL = torch.tensor([
-    # gx    gy    hxx   hyy   hxy
-    [0.0, 0.0, 0.0, 0.0, 0.25],    # 0 up-left
-    [0.0, -0.5, 0.0, 1.0, 0.0],    # 1 up
-    [0.0, 0.0, 0.0, 0.0, -0.25],   # 2 up-right
-    [-0.5, 0.0, 1.0, 0.0, 0.0],    # 3 left
-    [0.0, 0.0, -2.0, -2.0, 0.0],   # 4 centre
-    [0.5, 0.0, 1.0, 0.0, 0.0],     # 5 right
-    [0.0, 0.0, 0.0, 0.0, -0.25],   # 6 down-left
-    [0.0, 0.5, 0.0, 1.0, 0.0],     # 7 down
-    [0.0, 0.0, 0.0, 0.0, 0.25],    # 8 down-right
-], dtype=torch.float64)
+# (9, 10): finite differences on a flattened 3x3 window (index 3 * row(y) + col(x): 1 up, 3 left, 4 centre,
+# 5 right, 7 down) -> columns (gx, gy), (gy, gx), (hxx, hyy), (hyy, hxx), (hxy, hxy): each pair, its swap
+# and hxy twice, so the 2x2 Newton step is elementwise arithmetic between (B, K, 2) tensors of one shape.
+_GX = np.array([0, 0, 0, -0.5, 0, 0.5, 0, 0, 0])
+_GY = np.array([0, -0.5, 0, 0, 0, 0, 0, 0.5, 0])
+_HXX = np.array([0, 0, 0, 1.0, -2.0, 1.0, 0, 0, 0])
+_HYY = np.array([0, 1.0, 0, 0, -2.0, 0, 0, 1.0, 0])
+_HXY = np.array([0.25, 0, -0.25, 0, 0, 0, -0.25, 0, 0.25])
+_DARK_STENCIL = np.stack([_GX, _GY, _GY, _GX, _HXX, _HYY, _HYY, _HXX, _HXY, _HXY], axis=1)  # (9, 10)
 
 
-def _dark_window(sigma: float, dtype, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Constants of the windowed DARK step for smoothing sigma (radius r = ceil(3 sigma), n = 2r + 3):
+@functools.lru_cache(maxsize=32)
+def _dark_constants(sigma: float, h: int, w: int) -> dict[str, np.ndarray]:
+    """Constants of the windowed DARK step for smoothing sigma on H x W maps (radius r = ceil(3 sigma),
+    window side n = 2r + 3: the raw pixels the 3x3 smoothed values around the peak need). numpy, so that
+    a trace records constants, not their making.
 
-    offsets (n,) int64, -(r+1)..r+1: the raw window around the peak that the 3x3 smoothed one needs;
-    blur (n, 3): column j holds the 1-D Gaussian taps at rows j..j+2r, so blur.T @ window @ blur is the
-    separable Gaussian of the window, valid part only -> (3, 3), rows/columns = peak -1, 0, +1;
-    stencil (9, 5): finite differences on the flattened 3x3 log window -> gx, gy, hxx, hyy, hxy.
+    lines (2, 2n) and offsets (2n,): xy @ lines + offsets = the window's rows y-r-1..y+r+1, then its
+        columns x-r-1..x+r+1; upper (2n,): their last valid value (H-1 or W-1), for the replicate clamp;
+    spread (2n, n*n): rows @ spread = row * W + column for every window pixel, row-major (a matmul, so
+        the outer sum of rows and columns needs no broadcasting op);
+    blur (n*n, 9) = kron(b, b), column j of b (n, 3) holding the 1-D Gaussian taps at rows j..j+2r:
+        window @ blur = the separable Gaussian of the window, valid part only, flattened (3, 3);
+    stencil (9, 10): _DARK_STENCIL; swap (2, 2): v @ swap = v with x and y exchanged; last (2,): W-1, H-1.
     """
-    g = gaussian_kernel(sigma, torch.float64)[0, 0].sum(0)  # (2r+1,) the 1-D taps (the 2-D kernel is g g^T)
-    r = (g.numel() - 1) // 2
-    blur = torch.zeros(2 * r + 3, 3, dtype=torch.float64)
+    g = gaussian_kernel(sigma, torch.float64)[0, 0].sum(0).numpy()  # (2r+1,) the 1-D taps (2-D = g g^T)
+    r = (g.size - 1) // 2
+    n = 2 * r + 3
+    b = np.zeros((n, 3))
     for j in range(3):
-        blur[j:j + 2 * r + 1, j] = g
-    offsets = torch.arange(-(r + 1), r + 2, device=device)
-    return offsets, blur.to(dtype=dtype, device=device), _DARK_STENCIL.to(dtype=dtype, device=device)
+        b[j:j + 2 * r + 1, j] = g
+    lines = np.zeros((2, 2 * n))
+    lines[1, :n] = 1.0  # y -> rows
+    lines[0, n:] = 1.0  # x -> columns
+    spread = np.zeros((2 * n, n * n))
+    for i in range(n):
+        spread[i, i * n:(i + 1) * n] = w
+        spread[n + i, i::n] = 1.0
+    return dict(lines=lines, offsets=np.tile(np.arange(-(r + 1), r + 2, dtype=np.float64), 2),
+                upper=np.repeat([h - 1.0, w - 1.0], n), spread=spread, blur=np.kron(b, b), stencil=_DARK_STENCIL,
+                swap=np.array([[0.0, 1.0], [1.0, 0.0]]), last=np.array([w - 1.0, h - 1.0]))
 
 
-def _dark_offset(heatmaps: torch.Tensor, x: torch.Tensor, y: torch.Tensor, peak: torch.Tensor,
-                 sigma: float) -> torch.Tensor:
-    """DARK's Newton step from the integer peak (x, y) on the log of the smoothed heatmap.
+def _dark_offset(heatmaps: torch.Tensor, xy: torch.Tensor, peak: torch.Tensor, sigma: float) -> torch.Tensor:
+    """DARK's Newton step from the integer peak xy (B, K, 2; integer-valued floats) on the log of the
+    smoothed heatmap.
 
     A Gaussian's log is a quadratic, so one step x <- x - H^-1 g lands on its centre. The smoothing
     makes a network's peaky output more Gaussian. Only the 3x3 smoothed values around the peak enter
     the step, so only they are computed: the raw (2r+3)^2 window around the peak (edge pixels
-    repeated past the border, as a replicate-padded convolution sees them) is gathered and blurred
-    separably. Smoothing whole maps (pad, 7x7 depthwise conv, log of every pixel) cost a quarter of a
-    small student's ONNX Runtime time; the window is ~1/3 of the pixels of a 16x16 map and two
-    small matmuls. The window is rescaled so its smoothed maximum equals the raw peak, which keeps
-    the log's floor (1e-10) relative to the peak for every map. (Whole-map smoothing scaled by the
-    whole map's smoothed maximum instead. The scale cancels in the derivatives unless the floor binds,
-    i.e. unless a smoothed value next to the peak is <= ~0: non-negative maps decode the same to 1e-5
-    px, and so did four trained checkpoints' test sets (NME equal to 1e-8); on signed maps with
-    non-positive values beside the peak, low-confidence points can differ by up to ~1 px.) Where the 2x2 Hessian is not negative
-    definite the step falls back to the 1-D step -g/h on each axis that curves down; an axis whose
-    peak sits on the border gets no offset (its outer neighbour does not exist). Offsets are clamped
-    to [-1, 1].
-    """
-    b, k, h, w = heatmaps.shape
-    offsets, blur, stencil = _dark_window(sigma, heatmaps.dtype, heatmaps.device)
-    n = offsets.numel()
-    xs = (x.unsqueeze(-1) + offsets).clamp(0, w - 1)  # (B, K, n)
-    ys = (y.unsqueeze(-1) + offsets).clamp(0, h - 1)
-    index = (ys.unsqueeze(-1) * w + xs.unsqueeze(-2)).reshape(b, k, n * n)  # (B, K, n*n) row-major window
-    window = torch.gather(heatmaps.reshape(b, k, h * w), 2, index).reshape(b, k, n, n)
-    smooth = blur.t() @ window @ blur  # (B, K, 3, 3)
-    smooth = smooth.reshape(b, k, 9)
-    smooth = smooth * (peak / smooth.amax(dim=-1).clamp_min(1e-10)).unsqueeze(-1)
-    logwin = smooth.clamp_min(1e-10).log()  # (B, K, 9)
-    gx, gy, hxx, hyy, hxy = (logwin @ stencil).unbind(-1)  # (B, K) each
+    repeated past the border, as a replicate-padded convolution sees them) is gathered and blurred by
+    one matmul. Smoothing whole maps (pad, 7x7 depthwise conv, log of every pixel) cost a quarter of a
+    small student's ONNX Runtime time; the window is ~1/3 of the pixels of a 16x16 map. The window is
+    rescaled so its smoothed maximum equals the raw peak, which keeps the log's floor (1e-10) relative
+    to the peak for every map. (Whole-map smoothing scaled by the whole map's smoothed maximum instead.
+    The scale cancels in the derivatives unless the floor binds, i.e. unless a smoothed value next to
+    the peak is <= ~0: non-negative maps decode the same to 1e-5 px, and so did four trained
+    checkpoints' test sets (NME equal to 1e-8); on signed maps with non-positive values beside the peak,
+    low-confidence points can differ by up to ~1 px.) Where the 2x2 Hessian is not negative definite
+    the step falls back to the 1-D step -g/h on each axis that curves down; an axis whose peak sits on
+    the border gets no offset (its outer neighbour does not exist). Offsets are clamped to [-1, 1].
 
-    inside_x = (x > 0) & (x < w - 1)
-    inside_y = (y > 0) & (y < h - 1)
-    det = hxx * hyy - hxy * hxy
-    full = inside_x & inside_y & (hxx < 0) & (det > 0)  # negative definite Hessian at an inner peak
+    Written for ONNX Runtime (benchmarks/RESULTS.md: about half the time of the previous version, at batch
+    1 and at batch 32): sizes and matrices are constants of the graph, index arithmetic is float and
+    done by matmuls, and elementwise ops never broadcast over the short last axis (ORT runs those pair by
+    pair), so x and y travel together as (B, K, 2) tensors of one shape.
+    """
+    k, h, w = _map_shape(heatmaps)
+    c = {name: torch.from_numpy(v).to(heatmaps) for name, v in _dark_constants(float(sigma), h, w).items()}
+    lines = xy @ c["lines"] + c["offsets"]  # (B, K, 2n): the window's rows, then its columns
+    # replicate: clamp into the map (one scalar clamp when the map is square)
+    lines = lines.clamp(0, w - 1) if h == w else torch.minimum(lines.clamp_min(0), c["upper"])
+    index = (lines @ c["spread"]).long()  # (B, K, n*n) flat indices of the row-major window
+    window = torch.gather(heatmaps.reshape(-1, k, h * w), 2, index)  # (B, K, n*n)
+    smooth = window @ c["blur"]  # (B, K, 9)
+    smax = smooth.amax(dim=-1, keepdim=True).clamp_min(1e-10)
+    logwin = (smooth * (peak.unsqueeze(-1) / smax)).clamp_min(1e-10).log()  # (B, K, 9)
+    g, g_swap, hd, hd_swap, hxy = (logwin @ c["stencil"]).split(2, dim=-1)  # (B, K, 2) each
+
+    # both neighbours exist on that axis
+    inside = (xy > 0) & ((xy < w - 1) if h == w else (xy < c["last"]))
+    ok = inside & (hd < 0)                                  # (B, K, 2): the axes whose 1-D step is defined
+    det = hd * hd_swap - hxy * hxy                          # (B, K, 2): hxx hyy - hxy^2 in both columns
+    # negative definite Hessian at an inner peak: both axes ok (det > 0 is the same in both columns);
+    # "both" as ok * ok swapped (a 2x2 matmul), which keeps the shape (B, K, 2): a (B, K, 1) mask would
+    # make the Where below broadcast over a last axis of 2, which ONNX Runtime runs pair by pair
+    ok2 = (ok & (det > 0)).to(xy.dtype)
+    full = (ok2 * (ok2 @ c["swap"])) > 0                   # (B, K, 2), the same in both columns
     # A nearly flat peak (det -> 0) turns float noise into large steps: ONNX Runtime and torch then
     # disagree by > 1e-3 px on low-confidence points. The floor caps that gain; it is far below a
     # real Gaussian's det (1 / sigma_eff^4: 0.25 for sigma 1 smoothed by sigma 1, 0.04 for sigma 2).
-    det = torch.where(full, det.clamp_min(DARK_DET_FLOOR), torch.ones_like(det))  # ones: the unused branch
-    ox2 = -(hyy * gx - hxy * gy) / det  # -H^-1 g, written out for 2x2
-    oy2 = -(hxx * gy - hxy * gx) / det
-    ok_x, ok_y = inside_x & (hxx < 0), inside_y & (hyy < 0)
+    # Where the step is not taken the floor only keeps the unused branch finite.
+    step2 = (hxy * g_swap - hd_swap * g) / det.clamp_min(DARK_DET_FLOOR)  # -H^-1 g, written out for 2x2
     # the 1-D steps get the same floor on their curvature (sqrt of the det floor)
-    h_floor = DARK_DET_FLOOR ** 0.5
-    ox1 = torch.where(ok_x, -gx / torch.where(ok_x, hxx.clamp(max=-h_floor), -torch.ones_like(hxx)), torch.zeros_like(gx))
-    oy1 = torch.where(ok_y, -gy / torch.where(ok_y, hyy.clamp(max=-h_floor), -torch.ones_like(hyy)), torch.zeros_like(gy))
-    offset = torch.stack([torch.where(full, ox2, ox1), torch.where(full, oy2, oy1)], dim=-1)  # (B, K, 2)
-    return offset.clamp(-1.0, 1.0)
+    step1 = torch.where(ok, -g / hd.clamp(max=-DARK_DET_FLOOR ** 0.5), 0.0)
+    return torch.where(full, step2, step1).clamp(-1.0, 1.0)  # (B, K, 2)
 
 
 def _softargmax(heatmaps: torch.Tensor, beta: float) -> torch.Tensor:
@@ -218,12 +256,13 @@ def decode_heatmaps(heatmaps: torch.Tensor, method: str = "dark", return_confide
         raise ValueError(f"decode_heatmaps expects (B, K, H, W), got shape {tuple(heatmaps.shape)}")
     if method not in DECODERS:
         raise ValueError(f"unknown decode method {method!r}: use one of {', '.join(DECODERS)}")
-    x, y, peak = _argmax(heatmaps)  # (B, K) each
-    points = torch.stack([x, y], dim=-1).to(heatmaps.dtype)  # (B, K, 2)
+    if heatmaps.dtype in (torch.float16, torch.bfloat16):
+        heatmaps = heatmaps.float()  # the index arithmetic is float: 8-11 bits of mantissa cannot hold it
+    points, peak = _argmax(heatmaps)  # (B, K, 2) integer-valued floats, (B, K)
     if method == "quarter":
-        points = points + _quarter_offset(heatmaps, x, y)
+        points = points + _quarter_offset(heatmaps, points)
     elif method == "dark":
-        points = points + _dark_offset(heatmaps, x, y, peak, dark_sigma)
+        points = points + _dark_offset(heatmaps, points, peak, dark_sigma)
     elif method == "softargmax":
         points = _softargmax(heatmaps, softargmax_beta)
     return (points, peak) if return_confidence else points

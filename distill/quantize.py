@@ -21,7 +21,7 @@ a graph runs about 2x slower than float - it is a smaller file, not a faster mod
 Only Conv and Gemm are quantised: they hold every trained weight of these model families and nearly
 all the time, while the decoding tail (argmax, gather, DARK's window blur, log, the Newton step) must stay
 float, since a quantised log or offset would cost more accuracy than it saves time. MatMul is left out on
-purpose: the MatMuls in these graphs are DARK's constant blur and finite-difference matrices and the
+purpose: the MatMuls in these graphs are DARK's constant index, blur and finite-difference matrices and the
 cascade's affine point maps, which the quantiser would take for weights (+1.7 NME points on the 1x48
 student when it did). Calibration crops are cut from the training split of a data folder exactly
 like evaluation crops (same box, same ``crop_matrix`` and ``warp``), so the activation ranges are those

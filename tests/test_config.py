@@ -32,6 +32,22 @@ def test_shipped_recipes_load_and_describe_themselves():
             assert "_from_" in name and cfg.teacher.ckpt
 
 
+def test_each_distilled_student_is_its_scratch_recipe_s_model():
+    """X_from_teacher distils the model that recipe X trains from scratch: the KD study compares the two."""
+    for scratch in ("synthface/student", "synthface/student_lean"):
+        assert load_recipe(f"{scratch}_from_teacher").model == load_recipe(scratch).model
+
+
+def test_lean_student_drops_layers_but_keeps_the_taps():
+    from distill.models import build_model
+
+    default, lean = (build_model(c.model.name, input_size=64, **c.model.args)
+                     for c in (load_recipe("synthface/student"), load_recipe("synthface/student_lean")))
+    assert sum(1 for m in lean.modules() if isinstance(m, torch.nn.Conv2d)) < \
+        sum(1 for m in default.modules() if isinstance(m, torch.nn.Conv2d))
+    assert lean.feature_names() == default.feature_names()
+
+
 def test_unknown_key_in_file_names_key_file_and_line(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("task: heatmap\ntrainer:\n  max_stepz: 10\n")

@@ -116,17 +116,19 @@ def _dark_on_whole_maps(heatmaps: torch.Tensor, sigma: float = 1.0) -> torch.Ten
     return torch.stack([x, y], dim=-1).float() + step.clamp(-1, 1)
 
 
-def test_dark_matches_smoothing_the_whole_map():
+@pytest.mark.parametrize("height, width", [(16, 16), (12, 20)])
+def test_dark_matches_smoothing_the_whole_map(height, width):
     """The decoder smooths only the window around each peak; it must agree with smoothing whole maps,
-    also for peaks one pixel from the border (where the replicated edge enters the window) and for
-    tilted, elongated blobs (the mixed derivative and the window's row/column order matter)."""
+    also for peaks one pixel from the border (where the replicated edge enters the window), for
+    tilted, elongated blobs (the mixed derivative and the window's row/column order matter) and on
+    maps that are not square (x and y clamped to their own borders)."""
     g = torch.Generator().manual_seed(3)
-    b, k, size = 4, 24, 16
-    centres = 1.0 + torch.rand(b, k, 2, generator=g) * (size - 3)  # peaks from x = 1 to size - 2
-    centres[0, :4] = torch.tensor([[1.2, 7.0], [14.3, 3.1], [6.4, 1.1], [9.0, 14.4]])
-    r = torch.arange(size, dtype=torch.float32)
-    dx = r[None, None, None, :] - centres[..., 0, None, None]
-    dy = r[None, None, :, None] - centres[..., 1, None, None]
+    b, k = 4, 24
+    span = torch.tensor([width - 3.0, height - 3.0])
+    centres = 1.0 + torch.rand(b, k, 2, generator=g) * span  # peaks from 1 to size - 2 on each axis
+    centres[0, :4] = torch.tensor([[1.2, 7.0], [width - 1.7, 3.1], [6.4, 1.1], [9.0, height - 1.6]])
+    dx = torch.arange(width, dtype=torch.float32)[None, None, None, :] - centres[..., 0, None, None]
+    dy = torch.arange(height, dtype=torch.float32)[None, None, :, None] - centres[..., 1, None, None]
     maps = torch.exp(-(dx ** 2 / 3.0 + dy ** 2 / 1.2 - 0.6 * dx * dy) / 2)  # tilted, elongated
     maps = maps + 0.02 * torch.rand(maps.shape, generator=g)
     assert torch.allclose(decode_heatmaps(maps, "dark"), _dark_on_whole_maps(maps), atol=1e-4)

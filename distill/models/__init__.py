@@ -30,6 +30,11 @@ MODEL_CONFIGS: dict[str, Any] = {
     "hourglass": HourglassConfig(),
     # two stacks so the intermediate-supervision merge is exercised; for tests and smoke runs
     "hourglass_tiny": HourglassConfig(input_size=64, num_stacks=2, depth=2, channels=16),
+    # the student options under the same contract: the lean shape of the synthface students (3x3 stem
+    # conv, no residual before the head) and depthwise-separable blocks
+    "hourglass_lean_tiny": HourglassConfig(input_size=64, num_stacks=2, depth=2, channels=16, stem_kernel=3,
+                                           head_blocks=0),
+    "hourglass_depthwise_tiny": HourglassConfig(input_size=64, num_stacks=2, depth=2, channels=16, block="depthwise"),
     "convdw": ConvDWConfig(),
     "convdw_tiny": ConvDWConfig(width_mult=0.5, stage_blocks=(1, 1, 1)),
     "mobilenetv2": MobileNetV2Config(),

@@ -11,8 +11,11 @@ pruning `channels` shrinks the stem with it. (The project's prototype teacher 2x
 used stem_channels = channels: 1.44M params / 0.39 GFLOPs and 55k / 0.022 GFLOPs at 64x64.)
 
 A student is the same class with fewer stacks, fewer channels, a narrower stem (at small widths the
-stem's full-resolution convolutions dominate the cost) or basic (two 3x3) blocks: so a recipe can
-prune any of them and the feature taps keep the same names.
+stem's full-resolution convolutions dominate the cost), a 3x3 instead of a 7x7 first convolution, no
+residual between the hourglass and its head, or other blocks (basic: two 3x3; depthwise: 3x3
+depthwise + 1x1): so a recipe can prune any of them and the feature taps keep the same names. On a
+CPU a small student's time follows its number of layers more than its FLOPs (benchmarks/RESULTS.md),
+which is why the synthface students drop whole layers rather than only narrowing them.
 
 `forward(x)` returns the last stack's heatmaps only (export-clean). `forward_intermediates(x)` returns
 every stack's heatmaps (for intermediate supervision) and named features for distillation:
@@ -31,7 +34,7 @@ from torch import nn
 
 from distill.errors import ConfigError
 
-BLOCK_TYPES = ("bottleneck", "basic")
+BLOCK_TYPES = ("bottleneck", "basic", "depthwise")
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,9 @@ class HourglassConfig:
     channels: int = 256
     blocks_per_level: int = 1         # residual blocks per branch per level
     stem_channels: int | None = None  # stem residual width; None = channels // 2 (Newell's 128 for 256)
-    block: str = "bottleneck"         # "bottleneck" (Newell) | "basic" (two 3x3, He et al.)
+    stem_kernel: int = 7              # the stem's first (stride 2) convolution: 7 in Newell's, 3 for lean students
+    head_blocks: int | None = None    # residuals between each hourglass and its 1x1 layers; None = blocks_per_level
+    block: str = "bottleneck"         # "bottleneck" (Newell) | "basic" (two 3x3, He et al.) | "depthwise"
 
     def stem_width(self) -> int:
         return self.stem_channels if self.stem_channels is not None else max(self.channels // 2, 2)
@@ -58,6 +63,10 @@ class HourglassConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"hourglass config: '{name}' must be a positive int, got {value!r}")
+        if not isinstance(self.stem_kernel, int) or self.stem_kernel < 1 or self.stem_kernel % 2 == 0:
+            raise ConfigError(f"hourglass config: 'stem_kernel' must be an odd positive int, got {self.stem_kernel!r}")
+        if self.head_blocks is not None and (not isinstance(self.head_blocks, int) or self.head_blocks < 0):
+            raise ConfigError(f"hourglass config: 'head_blocks' must be an int >= 0 or None, got {self.head_blocks!r}")
         if self.stem_channels is not None and (not isinstance(self.stem_channels, int) or self.stem_channels < 2):
             raise ConfigError(f"hourglass config: 'stem_channels' must be an int >= 2 or None, "
                               f"got {self.stem_channels!r}")
@@ -107,7 +116,27 @@ class Basic(nn.Module):
         return y + self.skip(x)
 
 
-BLOCKS = {"bottleneck": Bottleneck, "basic": Basic}
+class Depthwise(nn.Module):
+    """Pre-activation depthwise-separable residual: BN-ReLU-3x3 depthwise, BN-ReLU-1x1 (the separable
+    convolution of MobileNet, Howard et al. 2017, in the pre-activation residual form of the other blocks).
+
+    A third of a bottleneck's convolutions per block at a given width (~1/3 of its FLOPs at 64 channels)
+    and, what matters at a student's size on a CPU, 2 convolutions per block instead of 3: below ~0.02
+    GFLOPs per face the time follows the number of layers more than their FLOPs (benchmarks/RESULTS.md)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 1)
+        self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):  # (B, cin, H, W) -> (B, cout, H, W)
+        y = self.conv1(F.relu(self.bn1(x)))
+        y = self.conv2(F.relu(self.bn2(y)))
+        return y + self.skip(x)
+
+
+BLOCKS = {"bottleneck": Bottleneck, "basic": Basic, "depthwise": Depthwise}
 
 
 def residuals(block: str, cin: int, cout: int, n: int) -> nn.Sequential:
@@ -119,13 +148,16 @@ def residuals(block: str, cin: int, cout: int, n: int) -> nn.Sequential:
 class Stem(nn.Module):
     """Newell's stem, /4: 7x7 conv stride 2 (+BN+ReLU), residual, max-pool, residual, residual.
 
-    Widths: conv -> stem/2, residuals -> stem, stem, channels (paper: 64, 128, 128, 256)."""
+    Widths: conv -> stem/2, residuals -> stem, stem, channels (paper: 64, 128, 128, 256). The first
+    conv's kernel is `stem_kernel`: with 3 input channels a 7x7 is a poor fit for a CPU (ONNX Runtime
+    spent a fifth of a 1x48 student's time on it, 83 of ~400 us); a 3x3 is ~5x cheaper."""
 
     def __init__(self, cfg: HourglassConfig):
         super().__init__()
         s = cfg.stem_width()
         half = max(s // 2, 1)
-        self.conv = nn.Conv2d(3, half, 7, stride=2, padding=3, bias=False)
+        k = cfg.stem_kernel
+        self.conv = nn.Conv2d(3, half, k, stride=2, padding=k // 2, bias=False)
         self.bn = nn.BatchNorm2d(half)
         self.res1 = BLOCKS[cfg.block](half, s)
         self.res2 = BLOCKS[cfg.block](s, s)
@@ -168,8 +200,9 @@ class HourglassModule(nn.Module):
 
 
 class Stack(nn.Module):
-    """Hourglass, residual(s), 1x1 conv+BN+ReLU, 1x1 heatmap head; plus the merge into the next stack
-    (Newell: x_next = x + 1x1(features) + 1x1(heatmaps)) when it is not the last stack.
+    """Hourglass, `head_blocks` residuals (Newell: 1, as many as blocks_per_level; 0 for a lean student),
+    1x1 conv+BN+ReLU, 1x1 heatmap head; plus the merge into the next stack (Newell: x_next = x +
+    1x1(features) + 1x1(heatmaps)) when it is not the last stack.
 
     A container without forward: Hourglass._run drives the parts, because the merge needs the stack's
     input as well as its outputs."""
@@ -178,7 +211,8 @@ class Stack(nn.Module):
         super().__init__()
         c, k = cfg.channels, cfg.num_points
         self.hourglass = HourglassModule(cfg)
-        self.res = residuals(cfg.block, c, c, cfg.blocks_per_level)
+        n_head = cfg.blocks_per_level if cfg.head_blocks is None else cfg.head_blocks
+        self.res = residuals(cfg.block, c, c, n_head)  # 0 blocks: an empty Sequential, the identity
         self.lin = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
         self.head = nn.Conv2d(c, k, 1)
         self.merge_features = None if last else nn.Conv2d(c, c, 1)

@@ -106,6 +106,30 @@ def test_basic_blocks_and_more_blocks_per_level():
             assert model(x).shape == (1, 68, 16, 16)
 
 
+def test_depthwise_blocks_are_separable_and_cheaper():
+    bottleneck, dw = tiny(channels=32), tiny(channels=32, block="depthwise")
+    block = dw.stacks[0].hourglass.skip[0][0]
+    assert block.conv1.groups == 32 and block.conv1.kernel_size == (3, 3) and block.conv2.kernel_size == (1, 1)
+    assert model_facts(dw)["flops"] < 0.7 * model_facts(bottleneck)["flops"]
+    assert dw.feature_channels() == bottleneck.feature_channels()
+    with torch.no_grad():
+        assert dw(torch.randn(1, 3, 64, 64)).shape == (1, 68, 16, 16)
+
+
+def test_lean_stem_and_no_head_block():
+    newell, lean = tiny(channels=32), tiny(channels=32, stem_kernel=3, head_blocks=0)
+    assert newell.stem.conv.kernel_size == (7, 7) and lean.stem.conv.kernel_size == (3, 3)
+    assert len(newell.stacks[0].res) == 1 and len(lean.stacks[0].res) == 0
+    assert model_facts(lean)["flops"] < model_facts(newell)["flops"]
+    assert lean.feature_names() == newell.feature_names()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        outputs, taps = lean.forward_intermediates(x)
+    assert outputs[-1].shape == (1, 68, 16, 16) and torch.equal(outputs[-1], lean(x))
+    # the head residuals follow blocks_per_level unless head_blocks says otherwise (older checkpoints)
+    assert len(tiny(blocks_per_level=2).stacks[0].res) == 2
+
+
 @pytest.mark.parametrize("kw, word", [
     (dict(input_size=64, depth=5), "input_size"),
     (dict(input_size=66, depth=1), "input_size"),
@@ -113,6 +137,8 @@ def test_basic_blocks_and_more_blocks_per_level():
     (dict(channels=-4), "channels"),
     (dict(stem_channels=1), "stem_channels"),
     (dict(block="dense"), "block"),
+    (dict(stem_kernel=4), "stem_kernel"),
+    (dict(head_blocks=-1), "head_blocks"),
 ])
 def test_bad_config_raises_config_error(kw, word):
     with pytest.raises(ConfigError, match=word):
