@@ -125,7 +125,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--student", default="student", choices=("student", "student_lean"),
                     help="which shipped student: synthface/STUDENT and synthface/STUDENT_from_teacher")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                    help="recipe overrides for every student run, e.g. model.args.channels=64 (another student shape)")
+                    help="recipe overrides for every student run, e.g. model.args.channels=64 (another shape)")
     for key in ("teacher_steps", "student_steps", "labelled"):
         ap.add_argument(f"--{key.replace('_', '-')}", type=int, default=None, help=f"override the budget's {key}")
     args = ap.parse_args(argv)

@@ -120,9 +120,10 @@ class Depthwise(nn.Module):
     """Pre-activation depthwise-separable residual: BN-ReLU-3x3 depthwise, BN-ReLU-1x1 (the separable
     convolution of MobileNet, Howard et al. 2017, in the pre-activation residual form of the other blocks).
 
-    A third of a bottleneck's convolutions per block at a given width (~1/3 of its FLOPs at 64 channels)
-    and, what matters at a student's size on a CPU, 2 convolutions per block instead of 3: below ~0.02
-    GFLOPs per face the time follows the number of layers more than their FLOPs (benchmarks/RESULTS.md)."""
+    About a third of a bottleneck's FLOPs at the same width, and 2 convolutions per block instead of 3,
+    which is what matters at a student's size on a CPU: below ~0.02 GFLOPs per face the time follows
+    the number of layers more than their FLOPs. Less accurate than bottlenecks in the KD study
+    (benchmarks/RESULTS.md), so no shipped recipe uses it."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
