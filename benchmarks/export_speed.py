@@ -7,7 +7,7 @@ Runtime. Prints `distill bench`'s table, each model's speed-up over the teacher,
 Untrained models (speed does not depend on the weights), 64x64 input, shapes read from the SynthFace
 recipes, so this measures what `distill train` ships: the `synthface/teacher` Hourglass, the
 `synthface/student` and `synthface/student_lean` Hourglasses and the default ConvDW regressor. Each
-is saved as a checkpoint, exported to ONNX by `distill.bench` (parity-checked) and measured with
+is saved as a checkpoint, exported to ONNX by `distill.deploy.bench` (parity-checked) and measured with
 `bench_models`, every measurement interleaved across the models in `--rounds` rounds (each model keeps
 its quickest round: this VM has slow spells). A second table times the exported graphs alone in ONNX
 Runtime with more calls and rounds, for steadier ratios.
@@ -70,7 +70,7 @@ def _per_core_worker(path: str, batch: int, calls: int, barrier) -> tuple[float,
 
     import numpy as np
 
-    from distill.export import ort_session
+    from distill.deploy.runtime import ort_session
 
     session = ort_session(path, 1)
     crops = np.random.default_rng(0).integers(0, 256, (batch, 3, 64, 64), dtype=np.uint8)
@@ -107,9 +107,10 @@ def ort_ratios(ckpts: list[Path], names: list[str], batch: int, rounds: int) -> 
     from rich.console import Console
     from rich.table import Table
 
-    from distill.bench import interleaved_timings_ms
     from distill.checkpoint import load_model
-    from distill.export import export, ort_session
+    from distill.deploy.bench import interleaved_timings_ms
+    from distill.deploy.export import export
+    from distill.deploy.runtime import ort_session
     from distill.models.facts import model_facts
 
     onnx = [export(c, "onnx", c.with_suffix(".onnx"), log=lambda *a: None).path for c in ckpts]
@@ -155,9 +156,9 @@ def main(argv=None) -> None:
                         help="instead: only the ONNX Runtime table, for the student shapes in SHAPES")
     args = parser.parse_args(argv)
 
-    from distill.bench import bench_models, print_table
     from distill.checkpoint import model_info, save_model_checkpoint
     from distill.data import SCHEMAS
+    from distill.deploy.bench import bench_models, print_table
     from distill.models import build_model
 
     chosen = shape_models() if args.shapes else models()

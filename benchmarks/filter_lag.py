@@ -19,7 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from distill.filters import OneEuroFilter
+from distill.deploy.filters import OneEuroFilter
 
 FPS = 30.0
 K = 68

@@ -48,7 +48,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from distill.training import evaluate, train  # noqa: E402
+from distill.evaluate import evaluate  # noqa: E402
+from distill.training import train  # noqa: E402
 
 BUDGETS = {
     # faces: training images; steps: optimiser steps of the teacher and of EVERY student; labelled: the

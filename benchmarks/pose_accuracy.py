@@ -1,7 +1,7 @@
 """Head pose from landmarks against SynthFace's true pose, per yaw bin.
 
 SynthFace faces are generated, their ground-truth points read back, and yaw/pitch/roll estimated
-with distill.pose.estimate_pose (solvePnP against the 3D mean face, the stable 14-point subset).
+with distill.data.pose.estimate_pose (solvePnP against the 3D mean face, the stable 14-point subset).
 Prints the mean absolute error per angle and yaw bin for both principal-point choices ("face": the
 centre of the landmark box, the default; "image": the image centre). Target: <= 5 degrees for
 |yaw| <= 45 from ground truth. Nothing is asserted.
@@ -24,8 +24,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from distill.data.pose import estimate_pose
 from distill.data.sampling import DEFAULT_EDGES, pose_bins
-from distill.pose import estimate_pose
 
 
 def faces_from_writer(num: int, size: int, seed: int, out: Path):
@@ -34,7 +34,7 @@ def faces_from_writer(num: int, size: int, seed: int, out: Path):
         from distill.data.synthface import generate
     except ImportError:
         return None
-    from distill.data.formats_load import load_samples
+    from distill.data.formats.load import load_samples
 
     generate(out, num=num, seed=seed, size=size, workers=1, num_test=0)
     samples, _ = load_samples("synthface", out, split="train")

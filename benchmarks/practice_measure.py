@@ -15,13 +15,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distill.checkpoint import load_model  # noqa: E402
-from distill.data.formats import load_samples  # noqa: E402
+from distill.checkpoint import crop_margin, load_model  # noqa: E402
+from distill.data.formats import SUBSET_NAMES, load_samples  # noqa: E402
 from distill.data.schema import get_schema  # noqa: E402
 from distill.data.transforms import box_from_points, crop_matrix, invert_affine, to_tensor, warp  # noqa: E402
-from distill.filters import OneEuroFilter  # noqa: E402
+from distill.decode import output_to_crop  # noqa: E402
+from distill.deploy.filters import OneEuroFilter  # noqa: E402
 from distill.metrics import LandmarkNME, frame_jitter, stability_std  # noqa: E402
-from distill.models.cascade import aligned_crop_matrix, apply_affine, model_points_px  # noqa: E402
+from distill.models.cascade import aligned_crop_matrix, apply_affine  # noqa: E402
 
 YAW_BINS = (0.0, 15.0, 30.0, 45.0, 60.0, 90.0)
 FPS = 30.0  # SynthFace's video sequences have no frame rate; a webcam's is assumed for the filter
@@ -40,8 +41,6 @@ class Faces:
 
 
 def load_faces(data: Path, split: str) -> Faces:
-    from distill.data.dataset import SUBSET_NAMES
-
     samples, _ = load_samples("synthface", data, split=split)
     boxes = [s.box if s.box is not None else box_from_points(s.points) for s in samples]
     return Faces([cv2.imread(str(s.image_path)) for s in samples], np.stack([s.points for s in samples]),
@@ -69,7 +68,7 @@ class Single:
     def __init__(self, path: Path):
         self.model, info = load_model(path)
         self.size = int(self.model.input_size)
-        self.margin = float(((info.get("recipe") or {}).get("data") or {}).get("margin", 0.25))
+        self.margin = crop_margin(info)
         self.decode = info.get("decode", "dark")
 
     def points_in(self, images: list, matrices: np.ndarray, size: int) -> np.ndarray:
@@ -78,7 +77,8 @@ class Single:
         for i in range(0, len(images), 256):
             crops = np.stack([warp(im, m, size) for im, m in zip(images[i:i + 256], matrices[i:i + 256])])
             with torch.no_grad():
-                pts = model_points_px(self.model, self.model(to_tensor(crops)), size, self.decode).double().numpy()
+                pts = output_to_crop(self.model(to_tensor(crops)), self.model.output_kind, size, self.decode)[0]
+                pts = pts.double().numpy()
             out += [apply_affine(invert_affine(m), p) for m, p in zip(matrices[i:i + 256], pts)]
         return np.stack(out)
 
@@ -161,7 +161,7 @@ def filter_study(videos: list) -> list[dict]:
 
 def head_pose(pred: np.ndarray, faces: Faces) -> dict:
     """Mean absolute yaw / pitch / roll error per |yaw| bin, from ground-truth and from predicted points."""
-    from distill.pose import estimate_pose
+    from distill.data.pose import estimate_pose
 
     true = np.array([[a["yaw"], a["pitch"], a["roll"]] for a in faces.attrs])
     size = (faces.images[0].shape[1], faces.images[0].shape[0])
@@ -176,10 +176,10 @@ def head_pose(pred: np.ndarray, faces: Faces) -> dict:
     return out
 
 
-def speed(ckpts: dict, work: Path, b: Budget, budget: str) -> dict:
-    from distill.bench import bench_models
-    from distill.export import export
-    from distill.models.cascade import export_cascade
+def speed(ckpts: dict, work: Path, b, budget: str) -> dict:
+    """b: the practice study's budget (benchmarks/practice_study.py)."""
+    from distill.deploy.bench import bench_models
+    from distill.deploy.export import export, export_cascade
 
     onnx = {n: work / "onnx" / f"{n}.onnx" for n in ("wing", "cascade", "student_kd")}
     for n in ("wing", "student_kd"):
@@ -192,7 +192,7 @@ def speed(ckpts: dict, work: Path, b: Budget, budget: str) -> dict:
 
 def onnx_cascade_nme(path: str, faces: Faces) -> float:
     """The exported one-graph cascade through LandmarkPredictor on the clean boxes (deployment parity)."""
-    from distill.inference import LandmarkPredictor
+    from distill.deploy.predictor import LandmarkPredictor
 
     p = LandmarkPredictor(path, threads=1)
     pred = np.stack([p.predict(im, [box])[0].points for im, box in zip(faces.images, faces.boxes)])

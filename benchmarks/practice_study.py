@@ -22,7 +22,7 @@ test split in IMAGE pixels (inter-ocular NME), on CPU:
 
 (b) perturbs the face box of every test image: its centre moves by jitter x box size in a random
 direction, or the crop turns by +-rotation; all models see the same perturbed crops. faces/s is
-distill.bench's end-to-end ONNX Runtime figure (photo + box -> points, one thread); the cascade is
+distill.deploy.bench's end-to-end ONNX Runtime figure (photo + box -> points, one thread); the cascade is
 one ONNX graph (export_cascade). (e) filters the base model's predictions on SynthFace's video
 sequences (assumed 30 fps). Results: rich tables and DIR/practice_study.json.
 """
@@ -47,9 +47,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from practice_measure import (  # noqa: E402
+    FPS,
+    CascadeRunner,
+    Single,
+    filter_study,
+    head_pose,
+    load_faces,
+    nme,
+    onnx_cascade_nme,
+    speed,
+    stability,
+    yaw_bin_nme,
+)
+
 from distill.data.schema import get_schema  # noqa: E402
-from practice_measure import (FPS, CascadeRunner, Single, filter_study, head_pose, load_faces, nme,  # noqa: E402
-                              onnx_cascade_nme, speed, stability, yaw_bin_nme)
 
 
 @dataclass(frozen=True)
@@ -268,7 +280,7 @@ def main(argv=None) -> dict:
     res["timings"] = timings | {"total_s": time.time() - started}
 
     report(console, res)
-    from distill.training.runs import atomic_write_json
+    from distill.io import atomic_write_json
 
     atomic_write_json(work / "practice_study.json", res)
     if args.json == "-":

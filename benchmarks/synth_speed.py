@@ -28,9 +28,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from distill.data.formats import SUBSET_NAMES
 from distill.data.synthface import HardCases, generate, sample_params
 from distill.data.synthface.backgrounds import BACKGROUNDS
-from distill.data.synthface.params import FLAGS
 from distill.data.synthface.render import render_faces
 from distill.data.synthface.writer import CHUNK
 from distill.data.synthface.yardstick import mean_shape_nme
@@ -108,7 +108,7 @@ def main() -> None:
         for col in ("subset", "images", "NME %"):
             yard.add_column(col, justify="right")
         res = mean_shape_nme(out)
-        for name in ("all", "easy", *FLAGS):
+        for name in ("all", "easy", *SUBSET_NAMES):
             yard.add_row(name, str(res[name]["count"]), f"{100 * res[name]['nme']:.2f}")
         console.print(yard)
 

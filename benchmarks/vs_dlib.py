@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-# shared/reference/landmarks.md: dlib's 68-point predictor, 0.38 ms per face on one thread of this
-# project's 2-core machine (about 2,600 faces/s)
+# dlib's 68-point predictor as first measured for this project: 0.38 ms per face on one thread of a 2-core
+# AMD box, source build (about 2,600 faces/s); docs/landmarks.md, "Speed references"
 REFERENCE_DLIB_MS = 0.38
 
 
@@ -45,7 +45,7 @@ def default_models(folder: Path) -> list[Path]:
     """Untrained ConvDW (default width) and a 1x32 Hourglass student, exported to ONNX."""
     from distill.checkpoint import model_info, save_model_checkpoint
     from distill.data import SCHEMAS
-    from distill.export import export
+    from distill.deploy.export import export
     from distill.models import build_model
 
     out = []
@@ -81,8 +81,8 @@ def main(argv=None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from distill.bench import bench_photo, interleaved_timings_ms
-    from distill.inference import LandmarkPredictor
+    from distill.deploy.bench import bench_photo, interleaved_timings_ms
+    from distill.deploy.predictor import LandmarkPredictor
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         rows = list(interleaved_timings_ms(fns, args.repeats, args.rounds).items())
 
     dlib_rate = 1e3 / rows[0][1].mean()
-    # the ratio is also given against the reference measurement in shared/reference (0.38 ms per face);
+    # the ratio is also given against that reference measurement (0.38 ms per face);
     # on this project's 2-core VM dlib itself takes 1-3 ms, 3x apart between runs (source build with
     # -O3 -mavx and the dlib-bin wheel alike), so that column is the stricter one
     reference = 1e3 / REFERENCE_DLIB_MS

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import torch
 
-from distill.data.schema import LandmarkSchema, get_schema
+from distill.data.schema import SCHEMAS, LandmarkSchema, get_schema
+from distill.data.transforms import DEFAULT_MARGIN
 from distill.errors import DataError
 from distill.io import temp_path
+from distill.models import build_model_from_dict, model_config_dict
 
 MODEL_PREFIX = "model."
 
@@ -45,8 +47,6 @@ def recipe_hash(recipe: dict) -> str:
 
 def schema_to_plain(schema: LandmarkSchema) -> str | dict:
     """Built-ins by name; custom schemas by their fields (tuples become lists for weights_only loading)."""
-    from distill.data.schema import SCHEMAS
-
     if SCHEMAS.get(schema.name) == schema:
         return schema.name
     d = asdict(schema)
@@ -67,11 +67,15 @@ def schema_from_plain(value: str | dict) -> LandmarkSchema:
     return LandmarkSchema(**{k: v for k, v in kw.items() if k in names})
 
 
+def crop_margin(info: dict) -> float:
+    """The crop margin a checkpoint's model was trained with (its recipe's data.margin), else the default."""
+    data = (info.get("recipe") or {}).get("data") or {}
+    return float(data.get("margin", DEFAULT_MARGIN))
+
+
 def model_info(model: torch.nn.Module, schema: LandmarkSchema, decode: str = "dark", recipe: dict | None = None,
                recipe_name: str = "", teacher: dict | None = None) -> dict:
     """The ``"distill"`` entry for ``model``: enough to rebuild, decode and describe it."""
-    from distill.models import model_config_dict
-
     recipe = recipe or {}
     return {
         "model_config": model_config_dict(model),
@@ -115,8 +119,6 @@ def load_checkpoint_dict(path: str | Path) -> dict:
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild the model of a checkpoint in eval mode -> (model, info). Loads with ``weights_only=True``."""
-    from distill.models import build_model_from_dict
-
     ckpt = load_checkpoint_dict(path)
     info = ckpt["distill"]
     model = build_model_from_dict(info["model_config"])

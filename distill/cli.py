@@ -2,7 +2,8 @@
 
 Every command is `_<name>(args)` that calls one library function a user could call from Python.
 Commands are listed in the plain dict ``COMMANDS`` (name -> (help, add_arguments, run)).
-Bad input becomes one clear line on stderr and exit code 2; nothing here holds logic.
+Bad input becomes one clear line on stderr and exit code 2; nothing here holds logic. Each command
+imports its library function when it runs, so `distill --help` answers without loading torch.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _data(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- train / eval / recipes
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recipe", help="a recipe YAML path or a shipped recipe name (see `distill recipes`)")
+    p.add_argument("recipe", help="a recipe YAML path or a recipe name (see `distill recipes`)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="override any recipe field, e.g. trainer.max_steps=100 optim.lr=2e-3 resume=true")
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
@@ -92,7 +93,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from distill.training.evaluate import evaluate, print_results
+    from distill.evaluate import evaluate, print_results
 
     results = evaluate(args.model, args.data, fmt=args.format, split=args.split, batch_size=args.batch_size,
                        json_out=args.json, ced=args.ced, max_samples=args.max_samples)
@@ -107,14 +108,17 @@ def _recipes(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from distill.recipes import RECIPES_DIR, describe, list_recipes
+    from distill.recipe_search import ENV, describe, list_recipes, search_path
 
-    table = Table(title=f"shipped recipes ({RECIPES_DIR})")
-    table.add_column("recipe")
-    table.add_column("description")
-    for name, path in list_recipes().items():
-        table.add_row(name, describe(path))
-    Console(width=max(Console().width, 120)).print(table)
+    roots = "; ".join(f"{origin} = {root}" for origin, root in search_path())
+    table = Table(title=f"recipes, searched in order: {roots}",
+                  caption=f"your own: a <folder>/<name>.yaml under ./recipes or a folder in ${ENV}")
+    for col in ("recipe", "from", "description"):
+        table.add_column(col)
+    for name, found in list_recipes().items():
+        origin = found.origin + (f" (over {', '.join(found.shadows)})" if found.shadows else "")
+        table.add_row(name, origin, describe(found.path))
+    Console(width=max(Console().width, 140)).print(table)
 
 
 # ----------------------------------------------------------------------------- export / predict / bench
@@ -135,7 +139,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from distill.export import ExportError, export
+    from distill.deploy.export import export
 
     try:
         export(args.checkpoint, args.format, args.out, int8=args.int8, opset=args.opset, calib_data=args.data,
@@ -159,12 +163,12 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from distill.inference import parse_box
-    from distill.predict import predict_path
+    from distill.deploy.predict import predict_path
+    from distill.deploy.predictor import parse_box
 
     smoothing = None
     if args.smooth_min_cutoff is not None:
-        from distill.filters import OneEuroFilter
+        from distill.deploy.filters import OneEuroFilter
 
         smoothing = OneEuroFilter(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta)
     predict_path(args.model, args.input, box=None if args.box is None else parse_box(args.box), pts=args.pts,
@@ -183,21 +187,21 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 
 def _bench(args: argparse.Namespace) -> None:
-    from distill.bench import bench_models, print_table
-    from distill.predict import write_json
+    from distill.deploy.bench import bench_models, print_table
+    from distill.io import atomic_write_json
 
     rows = bench_models(args.models, photo_size=args.photo_size, repeats=args.repeats, batch=args.batch,
                         fast=args.fast, rounds=args.rounds)
     print_table(rows)
     if args.json:
-        write_json(args.json, rows)
+        atomic_write_json(args.json, rows)
 
 
 # ----------------------------------------------------------------------------- quickstart
 def _quickstart_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="quickstart_out", help="output folder (run again with the same folder to resume)")
-    p.add_argument("--budget", default="small", choices=("small", "full", "tiny"),
-                   help="small: ~15 min on 2 CPU cores (default); full: bigger and better; tiny: a smoke test")
+    p.add_argument("--budget", default="small", choices=("small", "full"),
+                   help="small: ~12 min on 2 CPU cores (default); full: 5-10x longer trainings, better models")
     p.add_argument("--seed", type=int, default=None, help="override every recipe's seed (default: the recipes' own)")
     p.add_argument("--logger", default="csv", choices=("csv", "wandb", "none"),
                    help="training logs: csv (default), wandb (offline, no login), none")
@@ -207,7 +211,7 @@ def _quickstart_args(p: argparse.ArgumentParser) -> None:
 
 
 def _quickstart(args: argparse.Namespace) -> None:
-    from distill.quickstart import quickstart
+    from distill.study.quickstart import quickstart
 
     quickstart(args.out, budget=args.budget, seed=args.seed, logger=args.logger, progress=not args.no_progress,
                jobs=args.jobs)
@@ -218,7 +222,7 @@ COMMANDS: dict[str, tuple[str, object, object]] = {
     "data": ("generate or look at data sets", _data_args, _data),
     "train": ("train a recipe (writes checkpoints/<recipe>/<run>/)", _train_args, _train),
     "eval": ("score a model: NME / FR / AUC, overall and per subset", _eval_args, _eval),
-    "recipes": ("list the shipped recipes", _recipes_args, _recipes),
+    "recipes": ("list the recipes by name, with where each comes from", _recipes_args, _recipes),
     "export": ("export a checkpoint to ONNX or TorchScript (decoding in the graph, parity-checked)",
                _export_args, _export),
     "predict": ("landmarks on an image, a folder or a video (overlay + JSON)", _predict_args, _predict),

@@ -27,8 +27,11 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from distill.config_docs import reference_markdown
 from distill.data.datamodule import DataConfig
 from distill.errors import ConfigError
+from distill.io import atomic_write_text
+from distill.recipe_search import find_recipe
 
 
 def F(default, help: str):  # noqa: N802 - reads like a declaration: x: int = F(1, "...")
@@ -227,15 +230,10 @@ def _config_error(e: OmegaConfBaseException, source: str, path: Path | None) -> 
 
 
 def recipe_path(recipe: str | Path) -> Path:
-    """A recipe file path, or a shipped recipe name (``synthface/teacher``) -> the YAML path."""
-    from distill.recipes import find_recipe
-
+    """A recipe file path, or a recipe name (``synthface/teacher``, see :mod:`distill.recipe_search`) -> the
+    YAML path; a ConfigError that lists the known names and the folders searched when it is neither."""
     p = Path(recipe)
-    if p.is_file():
-        return p
-    if p.suffix in (".yaml", ".yml"):
-        raise ConfigError(f"{p}: recipe file not found")
-    return find_recipe(str(recipe))
+    return p if p.is_file() else find_recipe(str(recipe))
 
 
 def _name_from_path(path: Path) -> str:
@@ -348,13 +346,10 @@ def checkpoints_root(cfg: RecipeConfig | None = None) -> Path:
 # ----------------------------------------------------------------------------- reference docs
 def recipe_reference_markdown() -> str:
     """The recipe field reference (docs/recipes.md), generated from the dataclasses above."""
-    from distill.config_docs import reference_markdown
-
     return reference_markdown(RecipeConfig, CHOICES)
 
 
-def write_recipe_reference(path: str | Path = Path(__file__).resolve().parent.parent / "docs" / "recipes.md") -> Path:
-    """Regenerate docs/recipes.md: ``python -c "import distill.config as c; c.write_recipe_reference()"``."""
-    from distill.io import atomic_write_text
-
+def write_recipe_reference(path: str | Path) -> Path:
+    """Regenerate the reference, from a clone: ``python -c "import distill.config as c;
+    c.write_recipe_reference('docs/recipes.md')"``."""
     return atomic_write_text(path, recipe_reference_markdown())

@@ -266,3 +266,25 @@ def decode_heatmaps(heatmaps: torch.Tensor, method: str = "dark", return_confide
     elif method == "softargmax":
         points = _softargmax(heatmaps, softargmax_beta)
     return (points, peak) if return_confidence else points
+
+
+def output_to_crop(output, output_kind: str, crop_size: int, method: str = "dark", heatmap_size=None):
+    """A landmark model's raw output -> (points (B, K, 2) crop px, confidence (B, K) or None).
+
+    The one place where a model's output becomes crop pixels (training's metrics, the cascade's stages,
+    the exported graph, evaluation all go through it):
+        "heatmap": (B, K, h, w) -> ``decode_heatmaps(method)`` -> :func:`heatmap_to_crop`; confidence =
+                   the heatmap peak.
+        "coords":  (B, K, 2) normalised u, or a (coords, confidence) pair -> :func:`normalised_to_crop`;
+                   confidence None when the model gives none.
+    heatmap_size: (w, h) of the maps; default read off ``output`` as Python ints, which a traced graph
+    holds as constants (only the batch stays dynamic).
+    """
+    if output_kind == "heatmap":
+        points, confidence = decode_heatmaps(output, method=method, return_confidence=True)  # heatmap px
+        size = (int(output.shape[-1]), int(output.shape[-2])) if heatmap_size is None else heatmap_size
+        return heatmap_to_crop(points, size, crop_size), confidence
+    if output_kind != "coords":
+        raise ValueError(f"unknown output kind {output_kind!r}: expected 'heatmap' or 'coords'")
+    coords, confidence = output if isinstance(output, tuple) else (output, None)
+    return normalised_to_crop(coords, crop_size), confidence

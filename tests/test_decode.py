@@ -10,6 +10,7 @@ from distill.decode import (
     decode_heatmaps,
     heatmap_to_crop,
     normalised_to_crop,
+    output_to_crop,
 )
 
 
@@ -214,3 +215,25 @@ def test_dark_on_a_nearly_flat_peak_does_not_amplify_noise(monkeypatch, floor):
         assert moved < 2.5e-4  # heatmap px: 1e-3 crop px at stride 4
     else:
         assert moved > 2.5e-4
+
+
+def test_output_to_crop_is_the_one_model_output_to_crop_pixels_rule():
+    # heatmaps: a Gaussian at heatmap (3.25, 5.5) of a 16-wide map is crop ((3.25 + 0.5) * 4 - 0.5, ...)
+    centres = torch.tensor([[[3.25, 5.5], [10.0, 2.75]]])
+    maps = render(centres, 16, 1.0)
+    points, conf = output_to_crop(maps, "heatmap", 64)
+    torch.testing.assert_close(points, (centres + 0.5) * 4 - 0.5, atol=2e-3, rtol=0)
+    torch.testing.assert_close(conf, maps.flatten(2).amax(-1))
+    # the same points whether the sizes are read off the maps or given, (w, h) for a non-square map
+    wide = render(centres, 16, 1.0)[..., :12, :]  # (1, 2, 12, 16)
+    got = output_to_crop(wide, "heatmap", 64, heatmap_size=(16, 12))[0]
+    torch.testing.assert_close(got, output_to_crop(wide, "heatmap", 64)[0])
+    torch.testing.assert_close(got[..., 1], (centres[..., 1] + 0.5) * 64 / 12 - 0.5, atol=2e-3, rtol=0)
+    # coordinates: u = 0.5 is the crop centre; a model's own confidence passes through, none stays None
+    u = torch.full((2, 5, 2), 0.5)
+    points, conf = output_to_crop(u, "coords", 64)
+    assert conf is None and torch.allclose(points, torch.full_like(u, 31.5))
+    own = torch.rand(2, 5)
+    assert output_to_crop((u, own), "coords", 64)[1] is own
+    with pytest.raises(ValueError, match="output kind"):
+        output_to_crop(u, "segmentation", 64)

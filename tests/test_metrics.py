@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from distill.ced import ced_curve, fr_auc, simpson
 from distill.errors import ConfigError, DataError
-from distill.metrics import LandmarkNME, frame_jitter, plot_ced, stability_std
+from distill.metrics import LandmarkNME, ced_curve, fr_auc, frame_jitter, plot_ced, simpson, stability_std
 
 
 def face68(d: float, seed: int = 0) -> torch.Tensor:

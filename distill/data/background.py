@@ -28,11 +28,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from distill.data.pose import to_ibug68
 from distill.data.synthface.backgrounds import BACKGROUNDS
 from distill.errors import ConfigError, DataError
-from distill.pose import to_ibug68
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+from distill.io import IMAGE_SUFFIXES
 
 
 @dataclass

@@ -24,11 +24,12 @@ from torch.utils.data import DataLoader, Sampler
 from distill.data.augment import AugmentConfig
 from distill.data.background import BackgroundConfig
 from distill.data.dataset import LandmarkDataset
-from distill.data.formats import Sample
+from distill.data.formats import Sample, load_samples
+from distill.data.sampling import make_pose_balanced_sampler
 from distill.data.schema import SCHEMAS, LandmarkSchema, get_schema
+from distill.data.transforms import DEFAULT_MARGIN
 from distill.errors import ConfigError, DataError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+from distill.io import IMAGE_SUFFIXES
 
 # The held-out validation split must not move when the training seed changes, or runs with
 # different seeds would be scored on different images.
@@ -58,6 +59,7 @@ class DataConfig:
     background: background replacement of training images (prob 0 = off); see data.background.
     align_with: path to a 5-point stage-1 checkpoint: every split is cut by aligned_crop_matrix of
         stage 1's own predictions (the cascade's stage 2); augmentation applies on top. None = box crops.
+        Reading a checkpoint is the training layer's job: it hands the DataModule an ``align`` function.
     """
 
     format: str = "synthface"
@@ -70,7 +72,7 @@ class DataConfig:
     crop_size: int = 64
     heatmap_size: int | None = None
     sigma: float = 1.0
-    margin: float = 0.25
+    margin: float = DEFAULT_MARGIN
     hidden_weight: float = 1.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     batch_size: int = 32
@@ -203,15 +205,22 @@ class LandmarkDataModule(pl.LightningDataModule):
         reading cfg.root (tests, or callers that already hold samples).
     train_sampler_factory: ``f(train_samples) -> Sampler`` of indices for the training set; default:
         pose-balanced when ``cfg.pose_balance``, else a seeded shuffle.
+    align: ``f(samples, schema, crop_size) -> (N, 2, 3)`` image -> crop matrices, needed when
+        ``cfg.align_with`` is set (``distill.training.alignment.stage1_aligner`` reads that checkpoint).
 
     ``schema`` is the schema of the items (``cfg.target_schema`` when set), ``source_schema`` the data's.
     """
 
     def __init__(self, cfg: DataConfig, samples: dict[str, list[Sample]] | None = None,
-                 train_sampler_factory: Callable[[list[Sample]], Sampler] | None = None):
+                 train_sampler_factory: Callable[[list[Sample]], Sampler] | None = None,
+                 align: Callable[[list[Sample], LandmarkSchema, int], np.ndarray] | None = None):
         super().__init__()
+        if cfg.align_with and align is None:
+            raise ConfigError(f"data.align_with {cfg.align_with!r}: the DataModule needs an align function "
+                              "(distill.training.alignment.stage1_aligner) to cut aligned crops")
         self.cfg = cfg
         self.train_sampler_factory = train_sampler_factory
+        self.align = align
         self._given = dict(samples) if samples is not None else None
         self.source_schema: LandmarkSchema | None = get_schema(cfg.schema) if cfg.schema else None
         self.schema: LandmarkSchema | None = None
@@ -228,8 +237,6 @@ class LandmarkDataModule(pl.LightningDataModule):
         elif split is None and key != "train":
             samples = []  # a train_split of None means the whole root (one-file formats: WFLW, AFLW CSV)
         else:
-            from distill.data.formats import load_samples
-
             samples, _ = load_samples(self.cfg.format, self.cfg.root, schema=self.cfg.schema, split=split)
         if self.cfg.max_samples is not None:
             samples = samples[: self.cfg.max_samples]
@@ -244,11 +251,7 @@ class LandmarkDataModule(pl.LightningDataModule):
     def _dataset(self, samples: list[Sample], augment: AugmentConfig | None,
                  background: BackgroundConfig | None = None) -> LandmarkDataset:
         c = self.cfg
-        align = None
-        if c.align_with:
-            from distill.models.cascade import stage1_align_matrices
-
-            align = stage1_align_matrices(c.align_with, samples, self.source_schema, c.crop_size)
+        align = self.align(samples, self.source_schema, c.crop_size) if c.align_with else None
         return LandmarkDataset(samples, self.source_schema, c.crop_size, heatmap_size=c.heatmap_size, sigma=c.sigma,
                                augment=augment, seed=c.seed, margin=c.margin, hidden_weight=c.hidden_weight,
                                target_schema=self.schema, background=background, align=align, cache=c.cache)
@@ -303,8 +306,6 @@ class LandmarkDataModule(pl.LightningDataModule):
         ds = self.train_dataset
         factory = self.train_sampler_factory
         if factory is None and self.cfg.pose_balance:
-            from distill.data.sampling import make_pose_balanced_sampler
-
             factory = lambda samples: make_pose_balanced_sampler(samples, seed=self.cfg.seed)  # noqa: E731
         base = factory(ds.samples) if factory is not None else None
         # a resumed fit asks for the loader (and its workers prefetch) before Lightning calls set_epoch,

@@ -21,30 +21,25 @@ Three practice switches (all off by default; benchmarks/practice_study.py measur
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from distill.data.augment import AugmentConfig, occlude, photometric
 from distill.data.background import BackgroundConfig, apply_background
-from distill.data.formats import Sample
+from distill.data.formats.sample import SUBSET_NAMES, Sample
 from distill.data.schema import LandmarkSchema, get_schema
-from distill.data.transforms import box_from_points, crop_matrix, heatmap_targets, to_tensor, transform_points, warp
+from distill.data.transforms import (
+    DEFAULT_MARGIN,
+    box_from_points,
+    crop_matrix,
+    heatmap_targets,
+    to_tensor,
+    transform_points,
+    warp,
+)
 from distill.errors import DataError
-
-# WFLW's six attribute flags, in the order of its annotation lines; items carry them as (6,) bool.
-SUBSET_NAMES = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """uint8 BGR (H, W, 3) as OpenCV reads it; grayscale and alpha images become 3-channel BGR."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError(f"{path}: cannot read image (missing, truncated or not an image file)")
-    return image
+from distill.io import read_image
 
 
 def derive_points(points: np.ndarray, vis: np.ndarray, source: LandmarkSchema,
@@ -91,7 +86,7 @@ class LandmarkDataset(Dataset):
 
     def __init__(self, samples: list[Sample], schema: LandmarkSchema | str, crop_size: int,
                  heatmap_size: int | None = None, sigma: float = 1.0, augment: AugmentConfig | None = None,
-                 seed: int = 0, margin: float = 0.25, hidden_weight: float = 1.0,
+                 seed: int = 0, margin: float = DEFAULT_MARGIN, hidden_weight: float = 1.0,
                  target_schema: LandmarkSchema | str | None = None, background: BackgroundConfig | None = None,
                  align: np.ndarray | None = None, cache: bool = False):
         self.samples = list(samples)
@@ -210,6 +205,11 @@ class LandmarkDataset(Dataset):
         except DataError as e:
             raise DataError(f"{sample.image_path}: {e}") from None
 
+    def subset_flags(self, index: int) -> np.ndarray:
+        """(len(SUBSET_NAMES),) bool: which attribute subsets the sample belongs to (WFLW's flags)."""
+        attrs = self.samples[index].attributes or {}
+        return np.array([bool(attrs.get(name, False)) for name in SUBSET_NAMES])
+
     def __getitem__(self, key) -> dict[str, torch.Tensor]:
         epoch, index = key if isinstance(key, tuple) else (None, key)
         if self._cache is not None and int(index) in self._cache:
@@ -219,7 +219,6 @@ class LandmarkDataset(Dataset):
         # per-point weight for coordinate losses: unknown points 0, hidden ones hidden_weight
         pt_weight = np.where(vis > 0, 1.0, self.hidden_weight) * known
         points = np.where(known[:, None], c["points"], 0.0).astype(np.float32)  # no NaN leaves here
-        attrs = self.samples[index].attributes or {}
         item = {
             "image": to_tensor(c["image"]),  # (3, S, S)
             "points": torch.from_numpy(points),  # (K, 2) crop px
@@ -227,7 +226,7 @@ class LandmarkDataset(Dataset):
             "pt_weight": torch.from_numpy(pt_weight.astype(np.float32)),  # (K,)
             "matrix": torch.from_numpy(c["matrix"].astype(np.float32)),  # (2, 3) image -> crop
             "norm": torch.tensor(c["norm"], dtype=torch.float32),  # ()
-            "subsets": torch.tensor([bool(attrs.get(name, False)) for name in SUBSET_NAMES]),  # (6,) bool
+            "subsets": torch.from_numpy(self.subset_flags(int(index))),  # (6,) bool
             "index": torch.tensor(int(index), dtype=torch.int64),  # ()
             "labelled": torch.tensor(c["labelled"]),  # () bool
         }

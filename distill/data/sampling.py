@@ -7,7 +7,7 @@ augmentation, until the bins are about equal. Drawing with replacement from per-
 ``1 / count(bin)`` is the same thing in expectation, because augmentation is drawn anew for every
 item, so a duplicated sample is a fresh augmented view each time it comes up.
 
-Pose comes from ``distill.pose.pose_from_samples``: the data set's own yaw when present (SynthFace,
+Pose comes from ``distill.data.pose.pose_from_samples``: the data set's own yaw when present (SynthFace,
 AFLW), else estimated from 68/98 landmarks with solvePnP.
 """
 
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from distill.data.pose import pose_from_samples
 from distill.errors import DataError
-from distill.pose import pose_from_samples
 
 # Yaw bin edges in degrees: finer near frontal, where most faces are; symmetric about 0.
 DEFAULT_EDGES = (-90.0, -60.0, -30.0, -15.0, 15.0, 30.0, 60.0, 90.0)

@@ -2,7 +2,7 @@
 
 A schema is the one place that knows what point 36 *means*. Readers check point counts against
 it, augmentation uses its flip permutation, metrics use its normaliser, the cascade uses its
-5-point derivation. Built-ins follow ../shared/reference/landmarks.md; a user's own point set is
+5-point derivation. Built-ins follow docs/landmarks.md; a user's own point set is
 a small YAML file loaded by :func:`load_schema` (validated, errors name the file and the key).
 
 Custom schema YAML::

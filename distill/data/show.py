@@ -14,10 +14,12 @@ import cv2
 import numpy as np
 
 from distill.data.augment import AugmentConfig
+from distill.data.datamodule import infer_schema
 from distill.data.dataset import LandmarkDataset
-from distill.data.formats import Sample
+from distill.data.formats import Sample, load_samples
 from distill.data.schema import get_schema
 from distill.errors import DataError
+from distill.io import write_image
 
 VISIBLE = (0, 220, 0)  # BGR green
 HIDDEN = (0, 0, 255)  # BGR red
@@ -77,13 +79,6 @@ def draw_grid(images: list[np.ndarray], points_list: list[np.ndarray | None],
     return grid
 
 
-def write_png(path: str | Path, image: np.ndarray) -> Path:
-    """Encode ``image`` as PNG and write it atomically (temp file, then rename)."""
-    from distill.io import write_png as _write_png
-
-    return _write_png(path, image)
-
-
 def _in_subset(sample: Sample, subset: str | None) -> bool:
     if subset is None:
         return True
@@ -106,8 +101,6 @@ def show_dataset(dataset: str | Path | list[Sample] | LandmarkDataset, out: str 
         ds = dataset
     else:
         if isinstance(dataset, (str, Path)):
-            from distill.data.formats import load_samples
-
             samples, report = load_samples(fmt, dataset, schema=schema)
             if not samples:
                 first = f"; first: {report.examples[0]}" if report.examples else ""
@@ -116,8 +109,6 @@ def show_dataset(dataset: str | Path | list[Sample] | LandmarkDataset, out: str 
             samples = list(dataset)
         if not samples:
             raise DataError("samples: no samples to show")
-        from distill.data.datamodule import infer_schema
-
         sch = get_schema(schema) if schema else infer_schema(samples)
         ds = LandmarkDataset(samples, sch, size, augment=AugmentConfig() if augment else None, seed=seed)
     candidates = [i for i, s in enumerate(ds.samples) if _in_subset(s, subset)]
@@ -127,4 +118,4 @@ def show_dataset(dataset: str | Path | list[Sample] | LandmarkDataset, out: str 
     crops = [ds.crop(candidates[j]) for j in sorted(pick)]
     grid = draw_grid([c["image"] for c in crops], [c["points"] for c in crops], [c["visibility"] for c in crops],
                      numbers=numbers)
-    return write_png(out, grid)
+    return write_image(out, grid)

@@ -8,8 +8,7 @@ and its annotation cannot drift apart, and nothing is resampled twice.
 
 Conventions (docs/architecture.md): points are float, 0-based, x first, pixel centres at integer
 coordinates (pixel i covers [i - 0.5, i + 0.5)); heatmap and crop coordinates relate by
-``x_hm = (x_crop + 0.5) * h / S - 0.5``. Photometric and occlusion augmentation live in
-``augment.py`` (re-exported at the bottom so ``transforms.AugmentConfig`` works too).
+``x_hm = (x_crop + 0.5) * h / S - 0.5``. Photometric and occlusion augmentation live in ``augment.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +24,9 @@ from distill.errors import DataError
 # Network input normalisation, shared with export (the ONNX graph applies the same two numbers).
 PIXEL_MEAN = 0.5
 PIXEL_STD = 0.25
+# Context around the face box in a crop: the crop's side is max(w, h) * (1 + margin). Training, export
+# metadata and inference all fall back to this one number when a model does not say its own.
+DEFAULT_MARGIN = 0.25
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -64,7 +66,7 @@ def box_from_points(points: np.ndarray, visibility: np.ndarray | None = None) ->
     return np.array([x1, y1, x2, y2], dtype=np.float32)
 
 
-def crop_matrix(box, size: int, margin: float = 0.25, scale: float = 1.0, rotation_deg: float = 0.0,
+def crop_matrix(box, size: int, margin: float = DEFAULT_MARGIN, scale: float = 1.0, rotation_deg: float = 0.0,
                 shift=(0.0, 0.0), flip: bool = False) -> np.ndarray:
     """The (2, 3) float64 affine image px -> crop px for a square crop of ``size`` px.
 
@@ -173,6 +175,3 @@ def heatmap_targets(points_crop: np.ndarray, visibility: np.ndarray | None, crop
         weight = np.where(hidden, weight * np.float32(hidden_weight), weight).astype(np.float32)
     return heatmaps, weight
 
-
-# The augmentation half of "transforms" (docs/architecture.md lists both under transforms).
-from distill.data.augment import AugmentConfig, occlude, photometric  # noqa: E402, F401

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from distill.data.transforms import crop_matrix, to_tensor, warp
-from distill.decode import decode_heatmaps, heatmap_to_crop, normalised_to_crop
+from distill.decode import output_to_crop
 from distill.errors import DataError
 
 # The 5-point template (left eye centre, right eye centre, nose tip, left mouth corner, right mouth
@@ -107,14 +107,6 @@ def aligned_crop_matrix(five_points, size: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the module
 
-def model_points_px(model: nn.Module, output: torch.Tensor, size: int, decode: str = "dark") -> torch.Tensor:
-    """A model's raw output -> (B, K, 2) pixels of its size x size input crop."""
-    if getattr(model, "output_kind", "coords") == "heatmap":
-        hm_size = output.shape[-1]
-        return heatmap_to_crop(decode_heatmaps(output, method=decode), hm_size, size)
-    return normalised_to_crop(output, size)
-
-
 class Cascade(nn.Module):
     """stage1 (5 points) + similarity alignment + stage2 (K points), as one coordinate model.
 
@@ -169,13 +161,14 @@ class Cascade(nn.Module):
             raise DataError(f"Cascade: expected (B, 3, {s}, {s}) input, got {tuple(x.shape)}")
         s = self.input_size   # a Python int, so export bakes the sizes in (only the batch is dynamic)
         x1 = self._stage1_input(x)
-        five = model_points_px(self.stage1, self.stage1(x1), self.stage1_size, self.decode)  # (B, 5, 2) in x1 px
-        five = (five + 0.5) * (s / self.stage1_size) - 0.5                                   # (B, 5, 2) in x px
-        matrix = similarity_transform(five, self.template)                                   # (B, 2, 3)
+        out1 = self.stage1(x1)
+        five = output_to_crop(out1, self.stage1.output_kind, self.stage1_size, self.decode)[0]  # (B, 5, 2) x1 px
+        five = (five + 0.5) * (s / self.stage1_size) - 0.5                                      # (B, 5, 2) x px
+        matrix = similarity_transform(five, self.template)                                      # (B, 2, 3)
         aligned = self.align(x, matrix)
         out2 = self.stage2(aligned)
-        pts = model_points_px(self.stage2, out2, self.stage2_size, self.decode)              # (B, K, 2) aligned px
-        points = apply_affine(invert_similarity(matrix), pts)                                # (B, K, 2) x px
+        pts = output_to_crop(out2, self.stage2.output_kind, self.stage2_size, self.decode)[0]   # (B, K, 2) aligned px
+        points = apply_affine(invert_similarity(matrix), pts)                                   # (B, K, 2) x px
         return {"five": five, "matrix": matrix, "aligned": aligned, "stage2_out": out2, "points": points}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,7 +197,7 @@ def stage_fn(model: nn.Module, decode: str = "dark"):
     def run(crop: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             out = model(to_tensor(crop)[None])                                   # (1, ...) raw output
-            return model_points_px(model, out, crop.shape[0], decode)[0].double().numpy()
+            return output_to_crop(out, model.output_kind, crop.shape[0], decode)[0][0].double().numpy()
 
     return run
 
@@ -228,97 +221,3 @@ def cascade_predict(image: np.ndarray, box, stage1_fn, stage2_fn, stage1_size: i
     m2 = aligned_crop_matrix(five, stage2_size)                                                   # image -> aligned
     points = apply_affine(invert_similarity(m2), np.asarray(stage2_fn(warp(image, m2, stage2_size)), dtype=np.float64))
     return {"points": points.astype(np.float32), "five": five.astype(np.float32), "matrix": m2}
-
-
-# ----------------------------------------------------------------------------- training stage 2
-
-def stage1_align_matrices(stage1_path, samples, schema, size: int, batch_size: int = 256) -> np.ndarray:
-    """(N, 2, 3) image -> aligned-crop matrices from a stage-1 checkpoint's OWN predictions.
-
-    Each sample is cut the way stage 1 was trained (its input size and recipe margin, no
-    augmentation), stage 1 predicts 5 points, and ``aligned_crop_matrix`` maps them onto the
-    template of a ``size`` crop. This is ``data.align_with``: stage 2 then trains on exactly the
-    misalignment stage 1 will leave at test time, not on ground-truth alignment it will never see.
-    """
-    from distill.checkpoint import load_model
-    from distill.data.dataset import LandmarkDataset
-    from distill.data.transforms import invert_affine
-    from distill.errors import ConfigError
-
-    try:
-        model, info = load_model(stage1_path)
-    except DataError as e:
-        raise ConfigError(f"data.align_with: {e}") from None
-    if int(model.num_points) != 5:
-        raise ConfigError(f"data.align_with: {stage1_path} predicts {model.num_points} points; stage 1 must predict 5")
-    s1 = int(model.input_size)
-    margin = float(((info.get("recipe") or {}).get("data") or {}).get("margin", 0.25))
-    crops = LandmarkDataset(samples, schema, s1, augment=None, margin=margin)
-    out = np.zeros((len(samples), 2, 3), dtype=np.float64)
-    for start in range(0, len(samples), batch_size):
-        idx = range(start, min(start + batch_size, len(samples)))
-        cs = [crops.crop(i) for i in idx]
-        with torch.no_grad():
-            x = to_tensor(np.stack([c["image"] for c in cs]))                               # (B, 3, S1, S1)
-            five = model_points_px(model, model(x), s1, info.get("decode", "dark")).double().numpy()  # (B, 5, 2)
-        for j, (i, c) in enumerate(zip(idx, cs)):
-            five_img = apply_affine(invert_affine(c["matrix"]), five[j])                  # (5, 2) image px
-            try:
-                out[i] = aligned_crop_matrix(five_img, size)
-            except DataError:
-                raise DataError(f"{samples[i].image_path}: stage 1 ({stage1_path}) put all 5 points on one spot; "
-                                f"cannot align") from None
-    return out
-
-
-# ----------------------------------------------------------------------------- one exported predictor
-
-def export_cascade(stage1_path, stage2_path, out, input_size: int | None = None, opset: int = 18,
-                   check: bool = True, log=print):
-    """Write stage 1 + similarity + grid_sample warp + stage 2 as ONE ONNX graph -> ExportResult.
-
-    The file follows the export contract (uint8 BGR crop ``image`` (B, 3, S, S) in; ``points`` (B, K, 2)
-    crop px and ``confidence`` (B, K) out; metadata), so LandmarkPredictor, `distill eval` and
-    `distill bench` run it like any model. The crop is the one stage 1 was trained on (its margin,
-    stored as crop_margin); input_size (default twice stage 1's) is resampled to stage 1's size by
-    average pooling, and the aligned stage-2 crop is sampled from it bilinearly, so a larger input
-    keeps more detail for stage 2 than re-warping a small crop would. Checked against eager torch
-    (distill.export.PARITY_TOL_PX) before it is renamed into place.
-    """
-    from pathlib import Path
-
-    from distill.checkpoint import file_sha256, load_model
-    from distill.export import (PARITY_TOL_PX, DeployModule, ExportError, ExportResult, _tmp_name, _write_onnx,
-                                build_metadata, ort_session, parity, parse_metadata, random_crops, run_ort, run_torch)
-
-    (stage1, info1), (stage2, info2) = load_model(stage1_path), load_model(stage2_path)
-    margin = float(((info1.get("recipe") or {}).get("data") or {}).get("margin", 0.25))
-    size = int(input_size or 2 * stage1.input_size)
-    cascade = Cascade(stage1, stage2, input_size=size, decode=info2.get("decode", "dark")).eval()
-    deploy = DeployModule(cascade, "dark")
-    # the metadata of stage 2 (schema, points), with stage 1's crop margin and both sources named
-    info = dict(info2, recipe={"data": {"margin": margin}},
-                recipe_name=f"cascade({info1.get('recipe_name', '')} -> {info2.get('recipe_name', '')})")
-    meta = build_metadata(info, deploy)
-    meta.update(cascade_stage1=str(stage1_path), cascade_stage1_sha256=file_sha256(stage1_path),
-                cascade_stage2=str(stage2_path), cascade_stage2_sha256=file_sha256(stage2_path))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    crops = random_crops(4, size)
-    tmp = _tmp_name(out)
-    result = ExportResult(path=out, format="onnx", bytes=0, metadata=parse_metadata(meta),
-                          parity_inputs="4 random uint8 crops")
-    try:
-        _write_onnx(deploy, torch.from_numpy(crops[:2].copy()), tmp, opset, meta)
-        if check:
-            session = ort_session(tmp)
-            diff = parity(lambda c: run_torch(deploy, c), lambda c: run_ort(session, c), crops)
-            result.parity_px["onnxruntime"] = diff
-            if not diff <= PARITY_TOL_PX:
-                raise ExportError(f"cascade: onnxruntime differs from torch by {diff:.3g} crop px; nothing written")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    result.bytes = out.stat().st_size
-    log(f"wrote {out} (cascade, {size} px input, {result.bytes / 1024:.1f} KiB)")
-    return result

@@ -1,11 +1,17 @@
-"""Training: Lightning modules (heatmap, regression, distillation), `train` and `evaluate`.
+"""Training: a recipe in, a run folder with checkpoints out.
 
-    from distill.training import train, evaluate
+    common.py        what every Lightning module shares (optimiser, schedule, metrics, the checkpoint entry)
+    heatmap.py       a heatmap model alone (the teacher, or a student from scratch)
+    regression.py    a coordinate regressor (ConvDW and friends)
+    distillation.py  a heatmap student against a frozen teacher
+    alignment.py     the cascade's stage-2 crops, aligned by a trained stage 1
+    run.py           `distill train`: recipe -> data -> model -> Lightning fit
+    runs.py          run folders, `latest`, the run record
+
+    from distill.training import train
     run_dir = train("synthface/student", ["trainer.max_steps=500"])
-    evaluate(run_dir / "best.ckpt", "data/synthface", fmt="synthface", split="test")
 """
 
-from distill.training.evaluate import PREDICTORS, evaluate
 from distill.training.run import train
 
-__all__ = ["PREDICTORS", "evaluate", "train"]
+__all__ = ["train"]

@@ -22,6 +22,9 @@ import torch
 
 from distill.checkpoint import model_info
 from distill.data.schema import LandmarkSchema
+from distill.data.show import draw_grid
+from distill.data.transforms import PIXEL_MEAN, PIXEL_STD
+from distill.io import write_image
 from distill.metrics import LandmarkNME
 
 # The validation numbers logged (and used for best.ckpt): fractions, not percent.
@@ -109,15 +112,13 @@ class LandmarkModule(L.LightningModule):
 
     # ---- the predicted-vs-true grid --------------------------------------------------------------
     def _save_grid(self, images, pred, true, vis) -> None:
-        from distill.data.show import draw_grid
-
         if len(images) == 0:
             return
         crops = [tensor_to_bgr(im) for im in images]
         grid = draw_grid(crops, [p.numpy() for p in true], [v.numpy() for v in vis], cols=min(4, len(crops)),
                          points2_list=[p.numpy() for p in pred], cell=max(128, crops[0].shape[0]))
         out = Path(self.trainer.default_root_dir) / "val_grid" / f"step{self.global_step:06d}.png"
-        write_png_atomic(out, grid)
+        write_image(out, grid)
         for logger in self.loggers:
             if type(logger).__name__ == "WandbLogger":
                 logger.log_image(key="val/grid", images=[grid[:, :, ::-1].copy()], step=self.global_step)
@@ -147,13 +148,6 @@ def lr_factor_fn(s: dict, total: int):
 
 def tensor_to_bgr(image: torch.Tensor) -> np.ndarray:
     """Network input (3, S, S) normalised BGR -> (S, S, 3) uint8 BGR (undoes to_tensor)."""
-    from distill.data.transforms import PIXEL_MEAN, PIXEL_STD
-
     x = (image.float() * PIXEL_STD + PIXEL_MEAN) * 255.0
     return x.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy().copy()
 
-
-def write_png_atomic(path: Path, image: np.ndarray) -> None:
-    from distill.io import write_png
-
-    write_png(path, image)

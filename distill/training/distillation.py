@@ -6,8 +6,8 @@
 
 f_* come from the KD schedule (:func:`kd_factors`), s_* from term balancing (:class:`TermBalancer`,
 1 when ``distill.balance`` is off). Fast Pose Distillation: Zhang, Zhu, Ye, CVPR 2019. FitNets
-hints: Romero et al., ICLR 2015. Why the knobs exist: ../shared/reference/landmarks.md ("Distillation
-facts") -- a naive feature MSE swamped the ground truth and made a small student worse than scratch.
+hints: Romero et al., ICLR 2015. Why the knobs exist (docs/teacher_student.md): a naive feature MSE
+swamped the ground truth and made a small student worse than scratch.
 
 The teacher is a :class:`FrozenTeacher`, a plain object rather than a submodule, so it is never in
 ``state_dict`` (the student's checkpoint), never in ``parameters()`` (the optimiser, DDP), and
@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distill.checkpoint import file_sha256, load_model
 from distill.errors import ConfigError
 from distill.losses import feature_mse, heatmap_mse
 from distill.training.heatmap import HeatmapModule
@@ -53,8 +54,6 @@ class FrozenTeacher:
 
 def load_teacher(path: Path) -> FrozenTeacher:
     """Rebuild a teacher from a checkpoint (weights_only=True inside load_model)."""
-    from distill.checkpoint import file_sha256, load_model
-
     model, _ = load_model(path)
     return FrozenTeacher(model, path.resolve(), file_sha256(path))
 

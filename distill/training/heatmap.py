@@ -2,14 +2,14 @@
 supervision: every stack's heatmaps are compared with the ground truth and the losses summed
 (Newell et al., ECCV 2016), so the early stacks learn usable heatmaps and the gradient reaches them.
 
-Predictions for the metrics: the last stack, decoded with DARK in heatmap pixels, mapped to crop pixels.
+Predictions for the metrics: the last stack, through ``decode.output_to_crop`` (DARK, then crop pixels).
 """
 
 from __future__ import annotations
 
 import torch
 
-from distill.decode import decode_heatmaps, heatmap_to_crop
+from distill.decode import output_to_crop
 from distill.errors import ConfigError
 from distill.losses import HEATMAP_LOSSES
 from distill.training.common import LandmarkModule
@@ -41,13 +41,8 @@ class HeatmapModule(LandmarkModule):
 
     def val_outputs(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         outputs, _ = self.model.forward_intermediates(batch["image"])
-        return {"loss_gt": self.gt_loss(outputs, batch)}, heatmaps_to_crop(outputs[-1], batch["image"].shape[-1])
+        pred = output_to_crop(outputs[-1], "heatmap", batch["image"].shape[-1])[0]  # (B, K, 2) crop px
+        return {"loss_gt": self.gt_loss(outputs, batch)}, pred
 
     def predict_crop(self, images: torch.Tensor) -> torch.Tensor:
-        return heatmaps_to_crop(self.model(images), images.shape[-1])
-
-
-def heatmaps_to_crop(heatmaps: torch.Tensor, crop_size: int) -> torch.Tensor:
-    """(B, K, h, w) -> (B, K, 2) crop pixels: DARK in heatmap pixels, then the frame change."""
-    points = decode_heatmaps(heatmaps.float(), "dark")  # (B, K, 2) heatmap px
-    return heatmap_to_crop(points, heatmaps.shape[-1], crop_size)
+        return output_to_crop(self.model(images), "heatmap", images.shape[-1])[0]  # (B, K, 2) crop px

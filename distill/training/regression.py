@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from distill.decode import normalised_to_crop
+from distill.decode import output_to_crop
 from distill.losses import COORD_LOSSES
 from distill.training.common import LandmarkModule
 
@@ -37,5 +37,4 @@ class RegressionModule(LandmarkModule):
         return {"loss_gt": self.coord_loss(pred, batch)}, pred
 
     def predict_crop(self, images: torch.Tensor) -> torch.Tensor:
-        u = self.model(images)  # (B, K, 2) normalised
-        return normalised_to_crop(u, images.shape[-1])
+        return output_to_crop(self.model(images), "coords", images.shape[-1])[0]  # (B, K, 2) crop px

@@ -19,10 +19,15 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
-from distill.config import (RecipeConfig, checkpoints_root, load_recipe, recipe_to_dict, recipe_to_yaml)
+from distill import models
+from distill.checkpoint import load_model
+from distill.config import RecipeConfig, checkpoints_root, load_recipe, recipe_to_dict, recipe_to_yaml
 from distill.data.datamodule import LandmarkDataModule
+from distill.data.synthface import generate
 from distill.errors import ConfigError
+from distill.io import atomic_write_json, atomic_write_text
 from distill.training import runs
+from distill.training.alignment import stage1_aligner
 from distill.training.common import LandmarkModule
 from distill.training.distillation import DistillationModule, load_teacher
 from distill.training.heatmap import HeatmapModule
@@ -37,8 +42,6 @@ def prepare_data(cfg: RecipeConfig) -> None:
     d = cfg.data
     if d.format != "synthface" or not d.root or Path(d.root).exists():
         return
-    from distill.data.synthface import generate
-
     print(f"distill: data.root {d.root} does not exist; generating {d.synth_num} SynthFace faces there")
     generate(d.root, num=d.synth_num, seed=d.synth_seed, size=d.synth_size, workers=max(1, min(2, os.cpu_count() or 1)),
              num_test=d.synth_num_test or None)
@@ -55,7 +58,7 @@ def build_datamodule(cfg: RecipeConfig) -> LandmarkDataModule:
     if cfg.distill.cache_teacher and cfg.task == "distillation" and not augmentation_off(d.augment):
         raise ConfigError("key 'distill.cache_teacher': the teacher's outputs can only be cached for a fixed "
                           "data set; turn augmentation off (data.augment.*) or set cache_teacher=false")
-    dm = LandmarkDataModule(d)
+    dm = LandmarkDataModule(d, align=stage1_aligner(d.align_with) if d.align_with else None)
     dm.setup("fit")
     return dm
 
@@ -67,18 +70,14 @@ def augmentation_off(a) -> bool:
 
 def build_model(cfg: RecipeConfig, schema) -> torch.nn.Module:
     """The trained model: model.name + model.args, sized to the data; optionally initialised from a checkpoint."""
-    from distill.models import build_model as build
-
     args = dict(cfg.model.args)
     args.setdefault("num_points", schema.num_points)
     args.setdefault("input_size", cfg.data.crop_size)
-    model = build(cfg.model.name, **args)
+    model = models.build_model(cfg.model.name, **args)
     if model.num_points != schema.num_points or model.input_size != cfg.data.crop_size:
         raise ConfigError(f"key 'model.args': the model has {model.num_points} points at {model.input_size} px but the "
                           f"data has {schema.num_points} points ({schema.name}) at data.crop_size {cfg.data.crop_size}")
     if cfg.distill.student_init:
-        from distill.checkpoint import load_model
-
         path = runs.resolve_checkpoint(cfg.distill.student_init, checkpoints_root(cfg), "distill.student_init")
         init, _ = load_model(path)
         try:
@@ -181,8 +180,6 @@ def make_trainer(cfg: RecipeConfig, run_dir: Path, callbacks=()) -> L.Trainer:
            SaveLast(run_dir / "last.ckpt", t.checkpoint_every_n_steps)]
     if cfg.logging.progress:
         cbs.append(RichProgressBar())
-    from distill.training.runs import AtomicCheckpointIO
-
     return L.Trainer(
         default_root_dir=str(run_dir), max_steps=t.max_steps, max_epochs=t.max_epochs,
         # at least one validation (and so a best.ckpt) even when the run is shorter than val_every_n_steps
@@ -193,7 +190,7 @@ def make_trainer(cfg: RecipeConfig, run_dir: Path, callbacks=()) -> L.Trainer:
         accumulate_grad_batches=t.accumulate_grad_batches, logger=make_loggers(cfg, run_dir) or False,
         log_every_n_steps=cfg.logging.log_every_n_steps, callbacks=cbs + list(callbacks),
         enable_progress_bar=cfg.logging.progress, enable_model_summary=cfg.logging.progress,
-        num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
+        num_sanity_val_steps=0, plugins=[runs.AtomicCheckpointIO()],
     )
 
 
@@ -233,8 +230,8 @@ def train(recipe: str | Path | RecipeConfig, overrides=(), *, dry_run: bool = Fa
     resuming = run_dir is not None
     if not resuming:
         run_dir = runs.new_run_dir(root, cfg.name, cfg.output.run_name)
-        runs.atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(cfg))
-        runs.atomic_write_json(run_dir / "run.json", runs.run_record(recipe_to_dict(cfg), cfg.seed, data_hash(dm)))
+        atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(cfg))
+        atomic_write_json(run_dir / "run.json", runs.run_record(recipe_to_dict(cfg), cfg.seed, data_hash(dm)))
     runs.set_latest(run_dir)
     trainer = make_trainer(cfg, run_dir, callbacks)
     trainer.fit(module, datamodule=dm, ckpt_path=str(run_dir / "last.ckpt") if resuming else None,
@@ -248,4 +245,4 @@ def write_metrics(trainer: L.Trainer, run_dir: Path) -> None:
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics["best/val_nme"] = float(ckpt.best_model_score)
     metrics["global_step"] = int(trainer.global_step)
-    runs.atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(run_dir / "metrics.json", metrics)

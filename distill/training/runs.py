@@ -20,7 +20,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from distill.errors import ConfigError
-from distill.io import atomic_write_json, atomic_write_text, temp_path  # noqa: F401  (re-exported)
+from distill.io import atomic_write_text, temp_path
 
 LATEST = "latest"
 

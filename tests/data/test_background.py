@@ -3,9 +3,16 @@ import numpy as np
 import pytest
 
 from distill import ConfigError, DataError
-from distill.data.background import (BACKGROUNDS, BackgroundConfig, BackgroundSource, apply_background,
-                                     face_mask_from_points, feather_alpha, replace_background)
-from distill.pose import WFLW98_TO_IBUG68, project_mean_face
+from distill.data.background import (
+    BACKGROUNDS,
+    BackgroundConfig,
+    BackgroundSource,
+    apply_background,
+    face_mask_from_points,
+    feather_alpha,
+    replace_background,
+)
+from distill.data.pose import WFLW98_TO_IBUG68, project_mean_face
 
 H = W = 128
 

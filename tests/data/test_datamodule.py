@@ -129,7 +129,7 @@ def test_loads_through_formats_load_samples(monkeypatch, samples):
         calls.append((fmt, path, schema, split))
         return (samples[:8] if split == "train" else samples[8:11]), None
 
-    monkeypatch.setattr("distill.data.formats.load_samples", fake_load_samples, raising=False)
+    monkeypatch.setattr("distill.data.datamodule.load_samples", fake_load_samples)
     dm = LandmarkDataModule(config(format="300w", root="/data/300w", schema=None, val_fraction=0.25))
     dm.setup()
     assert calls == [("300w", "/data/300w", None, "train"), ("300w", "/data/300w", None, "test")]

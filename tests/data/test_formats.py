@@ -5,12 +5,38 @@ import cv2
 import numpy as np
 import pytest
 
-from distill.data import (DataError, ScanReport, guess_format, load_samples, read_300w, read_aflw, read_aflw_csv,
-                          read_cofw, read_folder, read_pts, read_wflw, write_pts)
+from distill.data import (
+    ScanReport,
+    guess_format,
+    load_samples,
+    read_300w,
+    read_aflw,
+    read_aflw_csv,
+    read_cofw,
+    read_folder,
+    read_pts,
+    read_wflw,
+    write_pts,
+)
 from distill.data.formats import read_cofw as read_cofw_reexported
-from tests.data.helpers import (TREE_300W, aflw_truth, aflw_variables, cofw_truth, cofw_variables, make_300w_tree,
-                                random_points, wflw_line, write_aflw_csv, write_image, write_mat_v5, write_mat_v73,
-                                write_pts_text, write_sidecar, write_wflw)
+from distill.errors import DataError
+from tests.data.helpers import (
+    TREE_300W,
+    aflw_truth,
+    aflw_variables,
+    cofw_truth,
+    cofw_variables,
+    make_300w_tree,
+    random_points,
+    wflw_line,
+    write_aflw_csv,
+    write_image,
+    write_mat_v5,
+    write_mat_v73,
+    write_pts_text,
+    write_sidecar,
+    write_wflw,
+)
 
 # ----------------------------------------------------------------------------- .pts
 
@@ -241,7 +267,7 @@ def test_sidecar_errors_name_file_and_line(tmp_path):
     entries = _synth_dir(tmp_path)
     entries[1]["visibility"] = [1.0] * 3
     write_sidecar(tmp_path, entries)
-    with pytest.raises(DataError, match=re.escape(f"annotations.jsonl:2: 'visibility'")):
+    with pytest.raises(DataError, match=re.escape("annotations.jsonl:2: 'visibility'")):
         load_samples("synthface", tmp_path, split="train", strict=True)
     (tmp_path / "annotations.jsonl").write_text(json.dumps(entries[0]) + "\n{oops\n")
     with pytest.raises(DataError, match="annotations.jsonl:2: not valid JSON"):

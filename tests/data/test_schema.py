@@ -3,8 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill.data import SCHEMAS, DataError, get_schema, load_schema
+from distill.data import SCHEMAS, get_schema, load_schema
 from distill.data.schema import validate_flip_perm
+from distill.errors import DataError
 
 MEAN_FACE = Path(__file__).resolve().parents[2] / "distill" / "assets" / "mean_face_68_3d.txt"
 

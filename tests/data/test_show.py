@@ -66,7 +66,7 @@ def test_cli_data_show(tmp_path, monkeypatch):
         seen.update(fmt=fmt, path=path, schema=schema)
         return samples, None
 
-    monkeypatch.setattr("distill.data.formats.load_samples", fake_load_samples, raising=False)
+    monkeypatch.setattr("distill.data.show.load_samples", fake_load_samples)
     out = tmp_path / "cli.png"
     assert main(["data", "show", str(tmp_path), "--out", str(out), "--num", "4", "--augment"]) == 0
     assert seen == {"fmt": "auto", "path": str(tmp_path), "schema": None}
@@ -83,7 +83,7 @@ def test_cli_data_show_says_why_nothing_loaded(tmp_path, capsys):
 
 def test_cli_unwritable_output_is_one_line(tmp_path, monkeypatch, capsys):
     samples = make_samples(tmp_path, 2)
-    monkeypatch.setattr("distill.data.formats.load_samples", lambda *a, **k: (samples, None), raising=False)
+    monkeypatch.setattr("distill.data.show.load_samples", lambda *a, **k: (samples, None))
     blocker = tmp_path / "file"
     blocker.write_text("")
     # the output's parent is a file: an OSError, reported as one line with exit code 2 (no traceback)

@@ -5,9 +5,17 @@ import torch
 from torch import nn
 
 from distill import DataError
-from distill.models.cascade import (CANONICAL_FIVE, Cascade, aligned_crop_matrix, apply_affine, cascade_predict,
-                                    invert_similarity, similarity_transform, template)
-from distill.pose import mean_face
+from distill.data.pose import mean_face
+from distill.models.cascade import (
+    CANONICAL_FIVE,
+    Cascade,
+    aligned_crop_matrix,
+    apply_affine,
+    cascade_predict,
+    invert_similarity,
+    similarity_transform,
+    template,
+)
 
 
 def similarity(scale, angle_deg, tx, ty):
@@ -174,105 +182,3 @@ def test_cascade_exports_to_onnx_as_one_graph(tmp_path):
     got = ort.InferenceSession(str(path)).run(None, {"image": x.numpy()})[0]
     with torch.no_grad():
         np.testing.assert_allclose(got, model(x).numpy(), atol=1e-5)
-
-
-# ----------------------------------------------------------------------------- training and export support
-
-def stage1_checkpoint(path, shift_u=(0.0, 0.0), size=32):
-    """A real 5-point ConvDW checkpoint whose head always answers CANONICAL_FIVE (+ shift_u, normalised)."""
-    from distill.checkpoint import model_info, save_model_checkpoint
-    from distill.data.schema import SCHEMAS
-    from distill.models import build_model
-
-    model = build_model("convdw_tiny", num_points=5, input_size=size).eval()
-    with torch.no_grad():
-        model.head.fc.weight.zero_()
-        model.head.fc.bias.copy_(torch.tensor(CANONICAL_FIVE + np.float32(shift_u)).reshape(-1))
-    save_model_checkpoint(path, model, model_info(model, SCHEMAS["five"], recipe={"data": {"margin": 0.25}}))
-    return path
-
-
-def face_samples(folder, n=3, size=96):
-    from distill.data.formats import Sample
-
-    rng = np.random.default_rng(0)
-    p = mean_face()[:, :2]
-    samples = []
-    for i in range(n):
-        pts = (p - p.mean(0)) / np.ptp(p[:, 0]) * size * 0.5 + size / 2 + rng.uniform(-5, 5, 2)
-        cv2.imwrite(str(folder / f"{i}.png"), rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
-        samples.append(Sample(folder / f"{i}.png", pts.astype(np.float32)))
-    return samples
-
-
-def test_stage1_align_matrices_use_stage_1s_own_predictions(tmp_path):
-    from distill.data.transforms import box_from_points, crop_matrix
-    from distill.models.cascade import stage1_align_matrices
-
-    samples = face_samples(tmp_path)
-    # stage 1 answers the template in its crop: aligning to the template of an equal-size crop is the box crop
-    exact = stage1_align_matrices(stage1_checkpoint(tmp_path / "s1.ckpt"), samples, "ibug68", 32)
-    for m, s in zip(exact, samples):
-        np.testing.assert_allclose(m, crop_matrix(box_from_points(s.points), 32, 0.25), atol=1e-5)
-    # stage 1 off by 0.1 of its crop to the right: the aligned crop follows the prediction, not the truth
-    shifted = stage1_align_matrices(stage1_checkpoint(tmp_path / "s1b.ckpt", (0.1, 0.0)), samples, "ibug68", 32)
-    for m, e, s in zip(shifted, exact, samples):
-        side = np.ptp(s.points, axis=0).max() * 1.25                                     # stage 1's crop, image px
-        moved = apply_affine(invert_similarity(m), template(32).astype(np.float64)) - \
-            apply_affine(invert_similarity(e), template(32).astype(np.float64))       # (5, 2) image px
-        np.testing.assert_allclose(moved, np.tile([0.1 * side, 0.0], (5, 1)), atol=1e-3)
-    from distill.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="data.align_with"):
-        stage1_align_matrices(tmp_path / "missing.ckpt", samples, "ibug68", 32)
-
-
-def test_datamodule_align_with_cuts_every_split_by_stage_1(tmp_path):
-    from distill.data.augment import AugmentConfig
-    from distill.data.datamodule import DataConfig, LandmarkDataModule
-    from distill.models.cascade import stage1_align_matrices
-
-    samples = face_samples(tmp_path, n=4)
-    ckpt = stage1_checkpoint(tmp_path / "s1.ckpt", (0.05, -0.03))
-    cfg = DataConfig(schema="ibug68", crop_size=32, batch_size=2, val_fraction=0.0, augment=AugmentConfig.none(),
-                     align_with=str(ckpt))
-    dm = LandmarkDataModule(cfg, samples={"train": samples, "val": samples[:2], "test": samples[2:]})
-    dm.setup()
-    want = stage1_align_matrices(ckpt, samples, "ibug68", 32)
-    np.testing.assert_allclose(dm.train_dataset.align, want)
-    np.testing.assert_allclose(dm.test_dataset.align, want[2:])
-    batch = next(iter(dm.val_dataloader()))
-    np.testing.assert_allclose(batch["matrix"].numpy(), want[:2], atol=1e-5)
-    # the labels move with the stage-1 matrices (stage 2 learns where the points are in THESE crops)
-    truth = np.stack([apply_affine(m, s.points.astype(np.float64)) for m, s in zip(want[:2], samples[:2])])
-    np.testing.assert_allclose(batch["points"].numpy(), truth, atol=1e-3)
-
-
-def test_export_cascade_is_one_contract_onnx_graph(tmp_path):
-    from distill.checkpoint import model_info, save_model_checkpoint
-    from distill.data.schema import SCHEMAS
-    from distill.inference import LandmarkPredictor
-    from distill.models import build_model
-    from distill.models.cascade import export_cascade
-
-    s1 = stage1_checkpoint(tmp_path / "s1.ckpt")
-    stage2 = build_model("convdw_tiny", num_points=68, input_size=32).eval()
-    s2 = tmp_path / "s2.ckpt"
-    save_model_checkpoint(s2, stage2, model_info(stage2, SCHEMAS["ibug68"], recipe={"data": {"margin": 0.1}}))
-    res = export_cascade(s1, s2, tmp_path / "cascade.onnx", log=lambda *a: None)
-    assert res.parity_px["onnxruntime"] <= 1e-3
-    meta = res.metadata
-    assert meta["input_size"] == 64 and meta["num_points"] == 68 and meta["schema"] == "ibug68"
-    assert meta["crop_margin"] == 0.25   # stage 1's crop, not stage 2's
-    image = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
-    face = LandmarkPredictor(tmp_path / "cascade.onnx").predict(image, [(20.0, 20.0, 70.0, 70.0)])[0]
-    assert face.points.shape == (68, 2) and np.isfinite(face.points).all()
-    # the same numbers as the Cascade module on the same crop
-    from distill.checkpoint import load_model
-    from distill.data.transforms import crop_matrix, invert_affine, to_tensor, warp
-
-    m = crop_matrix((20.0, 20.0, 70.0, 70.0), 64, 0.25)
-    model = Cascade(load_model(s1)[0], load_model(s2)[0], input_size=64).eval()
-    with torch.no_grad():
-        crop_pts = model.forward_stages(to_tensor(warp(image, m, 64))[None])["points"][0].double().numpy()
-    np.testing.assert_allclose(face.points, apply_affine(invert_affine(m), crop_pts), atol=1e-3)

@@ -11,10 +11,10 @@ Modules: shape (3D mean face, identity/expression blendshapes, 68 -> 98 points, 
 blur, noise, JPEG), backgrounds, params, render, writer, yardstick.
 """
 
-from distill.data.synthface.params import FLAGS, FaceParams, HardCases, mirror_params, sample_params
+from distill.data.synthface.params import FaceParams, HardCases, mirror_params, sample_params
 from distill.data.synthface.render import Render, render_face, render_faces
 from distill.data.synthface.writer import generate
 from distill.data.synthface.yardstick import mean_shape_nme
 
-__all__ = ["FLAGS", "FaceParams", "HardCases", "Render", "generate", "mean_shape_nme", "mirror_params", "render_face",
+__all__ = ["FaceParams", "HardCases", "Render", "generate", "mean_shape_nme", "mirror_params", "render_face",
            "render_faces", "sample_params"]

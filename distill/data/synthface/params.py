@@ -17,7 +17,7 @@ import numpy as np
 from distill.data.synthface.backgrounds import BACKGROUNDS
 from distill.data.synthface.shape import ASYMMETRIC, EXPRESSION, FLIP68, IDENTITY
 
-# WFLW's six flags, as decided here from the drawn values (also written to meta.json).
+# WFLW's six flags (SUBSET_NAMES), as decided here from the drawn values (also written to meta.json).
 FLAG_RULES = {
     "pose": "|yaw| > 45 or |pitch| > 25 or |roll| > 30 (degrees)",
     "expression": "mouth_open > 0.45 or smile > 0.6 or an eye closed > 0.7 or brows_up > 0.6",
@@ -26,7 +26,6 @@ FLAG_RULES = {
     "occlusion": "an occluder hides at least one of the 68 points",
     "blur": "motion blur length >= 3 px or defocus sigma >= 1 px (at 128 px; scaled with the image)",
 }
-FLAGS = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,12 @@ camera because landmarks sit on the front of the face; hand-set normals for the 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
+from distill.data import pose
 from distill.data.schema import SCHEMAS
 
-MEAN_FACE_FILE = Path(__file__).resolve().parents[2] / "assets" / "mean_face_68_3d.txt"
 FLIP68 = np.array(SCHEMAS["ibug68"].flip_perm)
 
 # Identity components: each value is in standard deviations (sampled ~N(0,1), clipped to +-2.5).
@@ -48,7 +47,7 @@ NORMAL_TILT = 0.6                    # how far landmark normals lean toward the 
 @lru_cache(maxsize=1)
 def mean_face() -> np.ndarray:
     """(68, 3) symmetrised mean face with the mouth closed (the published one is slightly open)."""
-    p = np.loadtxt(MEAN_FACE_FILE, comments="#", dtype=np.float64)
+    p = pose.mean_face()
     p = 0.5 * (p + p[FLIP68] * np.array([-1.0, 1.0, 1.0]))
     # close the lips: the inner upper and lower lip lines meet halfway
     upper, lower = [61, 62, 63], [67, 66, 65]

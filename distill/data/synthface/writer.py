@@ -39,11 +39,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from distill.data.formats.sample import SUBSET_NAMES
 from distill.data.synthface.backgrounds import BACKGROUNDS
-from distill.data.synthface.shape import EXPRESSION, IDENTITY
-from distill.data.synthface.params import FLAG_RULES, FLAGS, HardCases, Light, sample_params
 from distill.data.synthface.numtext import float32_numbers, pts_bytes_many
+from distill.data.synthface.params import FLAG_RULES, HardCases, Light, sample_params
 from distill.data.synthface.render import render_faces
+from distill.data.synthface.shape import EXPRESSION, IDENTITY
 from distill.errors import DataError
 
 GENERATOR_VERSION = "synthface-1.2"
@@ -190,14 +191,14 @@ def _write_face(setup: Setup, job: Job, r, pts: bytes, numbers: str, box: list[i
     _write_bytes(f"{out}/{job.split}/{name}.pts", pts)
 
     attributes = r.attributes
-    flags = {k: int(attributes[k]) for k in FLAGS}
+    flags = {k: int(attributes[k]) for k in SUBSET_NAMES}
     record = {"image": image_rel, "visibility": vis68, "visibility98": vis98,
               "attributes": flags, "yaw": round(attributes["yaw"], 4), "pitch": round(attributes["pitch"], 4),
               "roll": round(attributes["roll"], 4), "mask": mask_rel, "group": job.group, "frame": job.frame,
               "split": job.split}
     if job.split == "stability":
         record["stability_kind"] = job.kind
-    tokens = [numbers] + [str(b) for b in box] + [str(flags[k]) for k in FLAGS] + [image_rel]
+    tokens = [numbers] + [str(b) for b in box] + [str(flags[k]) for k in SUBSET_NAMES] + [image_rel]
     return record, " ".join(tokens)
 
 
@@ -327,7 +328,7 @@ def _meta(setup: Setup, num: int, num_test: int, records: list[dict]) -> dict:
     for s in ("train", "test", "stability"):
         rs = [r for r in records if r["split"] == s]
         if rs:
-            counts[s] = {"images": len(rs), **{k: sum(r["attributes"][k] for r in rs) for k in FLAGS}}
+            counts[s] = {"images": len(rs), **{k: sum(r["attributes"][k] for r in rs) for k in SUBSET_NAMES}}
     static, video = stability_groups(num_test)
     return {
         "generator": "distill.data.synthface", "version": GENERATOR_VERSION, "seed": setup.seed, "size": setup.size,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.data.formats import read_pts
-from distill.data.synthface.params import FLAGS
+from distill.data.formats.folders import read_pts
+from distill.data.formats.sample import SUBSET_NAMES
 from distill.errors import DataError
 
 
@@ -55,8 +55,8 @@ def mean_shape_nme(root: str | Path) -> dict[str, dict]:
     pred = lo + mean[None] * size                                            # (N, 68, 2)
     iod = np.linalg.norm(test[:, 36] - test[:, 45], axis=1)
     nme = np.linalg.norm(pred - test, axis=2).mean(axis=1) / np.maximum(iod, 1e-6)
-    flags = np.array([[r["attributes"][f] for f in FLAGS] for r in records], dtype=bool)   # (N, 6)
+    flags = np.array([[r["attributes"][f] for f in SUBSET_NAMES] for r in records], dtype=bool)   # (N, 6)
     subsets = {"all": np.ones(len(test), bool), "easy": ~flags.any(axis=1)}
-    subsets.update({f: flags[:, i] for i, f in enumerate(FLAGS)})
+    subsets.update({f: flags[:, i] for i, f in enumerate(SUBSET_NAMES)})
     return {name: {"nme": float(nme[m].mean()) if m.any() else float("nan"), "count": int(m.sum())}
             for name, m in subsets.items()}

@@ -1,0 +1,270 @@
+"""Running a model file: one backend table for every form, the metadata each file carries, parity.
+
+Every form of a model answers the same call, uint8 BGR crops (B, 3, S, S) -> (points (B, K, 2) crop px,
+confidence (B, K)) (the export contract, :mod:`distill.deploy.module`), chosen by the file's suffix in
+the plain dict :data:`BACKENDS`:
+
+    .ckpt   torch eager: checkpoint.load_model + DeployModule (decoding in torch)
+    .onnx   ONNX Runtime on the CPU (intra-op threads configurable); the graph decodes itself
+    .pt     TorchScript written by `distill export --format torchscript`
+
+:func:`load_backend` is what `distill predict`, `distill eval`, `distill bench` and the quickstart use,
+so a checkpoint and its exports are scored on the same uint8 crops by the same code.
+
+Metadata: an exported file carries string key -> string value pairs (ONNX ``metadata_props``; a JSON
+file inside a TorchScript archive): the schema, input size, crop margin, normalisation, provenance.
+:func:`read_metadata` gives them typed. Parity: :func:`parity` compares two runners on the same
+crops at two batch sizes (export checks every file it writes this way).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from distill import __version__
+from distill.checkpoint import load_model, schema_from_plain
+from distill.data.dataset import LandmarkDataset
+from distill.data.formats import load_samples
+from distill.data.schema import SCHEMAS, LandmarkSchema
+from distill.data.transforms import DEFAULT_MARGIN
+from distill.deploy.module import INPUT_NAME, OUTPUT_NAMES, DeployModule, build_metadata
+from distill.errors import DataError, ExportError
+
+TORCHSCRIPT_META = "distill_metadata.json"   # the metadata file inside a TorchScript archive
+
+
+# ----------------------------------------------------------------------------- sessions and runners
+def ort_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session; ``threads`` = intra-op threads (None or 0: all cores)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads or 0)
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # InvalidProtobuf, Fail, NoSuchFile: all mean "not a model we can run"
+        raise DataError(f"{path}: ONNX Runtime cannot load it ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+
+
+def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, str]:
+    """A TorchScript file written by `distill export` -> (module in eval mode, its metadata JSON text)."""
+    extra = {TORCHSCRIPT_META: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as e:  # a foreign or corrupt archive
+        raise DataError(f"{path}: not a TorchScript file ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    if not extra[TORCHSCRIPT_META]:
+        raise DataError(f"{path}: TorchScript file without distill metadata (was it written by `distill export`?)")
+    return module.eval(), extra[TORCHSCRIPT_META]
+
+
+def run_torch(module, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (B, 3, S, S) through an eager or TorchScript DeployModule -> numpy (points, confidence)."""
+    with torch.inference_mode():
+        points, conf = module(torch.from_numpy(np.ascontiguousarray(crops)))
+    return points.numpy(), conf.numpy()
+
+
+def run_ort(session, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (B, 3, S, S) through an ONNX Runtime session -> (points, confidence)."""
+    points, conf = session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(crops)})
+    return points, conf
+
+
+# ----------------------------------------------------------------------------- metadata
+_JSON_KEYS = ("flip_perm", "norm_pair", "normalisation")
+_INT_KEYS = ("num_points", "input_size", "params")
+_FLOAT_KEYS = ("crop_margin", "gflops")
+
+
+def parse_metadata(raw: dict) -> dict:
+    """Typed view of the stored strings: ints, floats, and JSON values decoded."""
+    meta = dict(raw)
+    for key in _JSON_KEYS:
+        if key in meta:
+            meta[key] = json.loads(meta[key])
+    for key in _INT_KEYS:
+        if key in meta:
+            meta[key] = int(meta[key])
+    for key in _FLOAT_KEYS:
+        if key in meta:
+            meta[key] = float(meta[key])
+    return meta
+
+
+def raw_metadata(path: str | Path) -> dict:
+    """The metadata strings of an exported ``.onnx`` or TorchScript ``.pt`` file, as stored."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.suffix.lower() == ".onnx":
+        import onnx
+
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as e:  # protobuf raises DecodeError and friends for a corrupt file
+            raise DataError(f"{path}: not a readable ONNX file ({type(e).__name__})") from None
+        raw = {p.key: p.value for p in model.metadata_props}
+    else:
+        raw = json.loads(load_torchscript(path)[1])
+    if "num_points" not in raw:
+        raise DataError(f"{path}: no distill metadata (was it written by `distill export`?)")
+    return raw
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The metadata of an exported ``.onnx`` or TorchScript ``.pt`` file, typed (see parse_metadata)."""
+    return parse_metadata(raw_metadata(path))
+
+
+def set_onnx_metadata(path: str | Path, meta: dict) -> None:
+    """Replace the metadata_props of an ONNX file in place."""
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, {k: str(v) for k, v in meta.items()})
+    model.producer_name, model.producer_version = "distill", __version__
+    onnx.save(model, str(path))
+
+
+def schema_from_metadata(meta: dict) -> LandmarkSchema:
+    """The point schema an exported file was trained on: the built-in of that name when the stored
+    point count and flip permutation agree with it, else rebuilt from the stored fields (a user's own
+    schema keeps its name, flip permutation and normaliser pair)."""
+    flip = tuple(int(i) for i in meta["flip_perm"])
+    builtin = SCHEMAS.get(meta["schema"])
+    if builtin is not None and builtin.num_points == int(meta["num_points"]) and builtin.flip_perm == flip:
+        return builtin
+    pair = meta.get("norm_pair")
+    return LandmarkSchema(name=str(meta["schema"]), num_points=int(meta["num_points"]), flip_perm=flip,
+                          norm_pair=None if pair is None else (int(pair[0]), int(pair[1])), norm_box=pair is None)
+
+
+# ----------------------------------------------------------------------------- the backend table
+@dataclass
+class Backend:
+    """A model file ready to run: ``run(uint8 crops (B, 3, S, S)) -> (points (B, K, 2) crop px,
+    confidence (B, K))``, with what is known about the model (typed metadata, its schema)."""
+
+    path: Path
+    run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    metadata: dict
+    schema: LandmarkSchema
+
+    @property
+    def input_size(self) -> int:
+        return int(self.metadata["input_size"])
+
+    @property
+    def num_points(self) -> int:
+        return int(self.metadata["num_points"])
+
+    @property
+    def margin(self) -> float:
+        """The crop margin the model was trained with (files written before it was stored: the default)."""
+        return float(self.metadata.get("crop_margin", DEFAULT_MARGIN))
+
+
+def _ckpt_backend(path: Path, threads: int | None) -> Backend:
+    if threads:
+        torch.set_num_threads(threads)
+    model, info = load_model(path)
+    deploy = DeployModule(model, info.get("decode", "dark"))
+    meta = parse_metadata(build_metadata(info, deploy, facts=False))
+    return Backend(path, lambda crops: run_torch(deploy, crops), meta, schema_from_plain(info["schema"]))
+
+
+def _onnx_backend(path: Path, threads: int | None) -> Backend:
+    meta = read_metadata(path)  # first: a corrupt file fails here with a clear message
+    session = ort_session(path, threads)
+    return Backend(path, lambda crops: run_ort(session, crops), meta, schema_from_metadata(meta))
+
+
+def _torchscript_backend(path: Path, threads: int | None) -> Backend:
+    if threads:
+        torch.set_num_threads(threads)
+    module, raw = load_torchscript(path)
+    meta = parse_metadata(json.loads(raw))
+    return Backend(path, lambda crops: run_torch(module, crops), meta, schema_from_metadata(meta))
+
+
+# file suffix -> loader; the extension point for another model format
+BACKENDS: dict[str, Callable[[Path, int | None], Backend]] = {
+    ".ckpt": _ckpt_backend,
+    ".onnx": _onnx_backend,
+    ".pt": _torchscript_backend,
+}
+
+
+def load_backend(path: str | Path, threads: int | None = None) -> Backend:
+    """Load a .ckpt, .onnx or TorchScript .pt file -> :class:`Backend`. threads: intra-op threads
+    (ONNX Runtime: per session; torch: process-wide, set only when given)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: model file not found")
+    loader = BACKENDS.get(path.suffix.lower())
+    if loader is None:
+        raise DataError(f"{path}: unknown model type {path.suffix!r} (expected one of {', '.join(BACKENDS)})")
+    return loader(path, threads)
+
+
+# ----------------------------------------------------------------------------- crops and parity
+def random_crops(num: int, size: int, seed: int = 0) -> np.ndarray:
+    """(num, 3, S, S) uint8 noise: the parity fallback when no data folder is given."""
+    return np.random.default_rng(seed).integers(0, 256, size=(num, 3, size, size), dtype=np.uint8)
+
+
+def load_crops(data: str | Path, size: int, margin: float, schema: LandmarkSchema, num: int = 64,
+               split: str | None = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluation crops of a data folder -> (crops (N, 3, S, S) uint8, points (N, K, 2) crop px, norm (N,)).
+
+    Cut by training's own LandmarkDataset without augmentation (same box rule, margin, normaliser).
+    ``num`` samples are drawn evenly from ``split``; a folder without that split gives all its samples.
+    """
+    data = Path(data)
+    if not data.exists():
+        raise DataError(f"{data}: data folder not found")
+    try:
+        samples, _ = load_samples("auto", data, schema=schema, split=split)
+    except DataError:
+        samples = []
+    if not samples:
+        samples, _ = load_samples("auto", data, schema=schema, split=None)
+    if not samples:
+        raise DataError(f"{data}: no annotated images found")
+    pick = np.linspace(0, len(samples) - 1, num=min(num, len(samples))).round().astype(int)
+    dataset = LandmarkDataset([samples[i] for i in pick], schema, size, margin=margin)
+    items = [dataset.crop(i) for i in range(len(dataset))]
+    crops = np.stack([it["image"].transpose(2, 0, 1) for it in items])  # (N, 3, S, S)
+    points = np.stack([it["points"] for it in items]).astype(np.float32)  # (N, K, 2)
+    return crops, points, np.asarray([it["norm"] for it in items], dtype=np.float32)
+
+
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a - b|; NaN at the same place in both counts as equal, NaN on one side as infinite."""
+    both_nan = np.isnan(a) & np.isnan(b)
+    d = np.where(both_nan, 0.0, np.abs(a.astype(np.float64) - b.astype(np.float64)))
+    return float(np.nan_to_num(d, nan=np.inf).max()) if d.size else 0.0
+
+
+def parity(reference, runner, crops: np.ndarray) -> float:
+    """Largest difference (points in crop px, confidence in its units) between two runners, checked at
+    the full batch and at batch 1 so a batch dimension baked into the graph shows up."""
+    worst = 0.0
+    for batch in (crops, crops[:1]):
+        ref_p, ref_c = reference(batch)
+        out_p, out_c = runner(batch)
+        if out_p.shape != ref_p.shape or out_c.shape != ref_c.shape:
+            raise ExportError(f"exported graph returns shapes {out_p.shape}, {out_c.shape} for a batch of "
+                              f"{len(batch)}, torch gives {ref_p.shape}, {ref_c.shape}")
+        worst = max(worst, max_abs_diff(ref_p, out_p), max_abs_diff(ref_c, out_c))
+    return worst

@@ -1,0 +1,105 @@
+"""Evaluate a model on a labelled data set: NME / FR / AUC overall and per subset.
+
+Every form of a model (.ckpt, .onnx, TorchScript .pt) runs through the one backend table of
+:mod:`distill.deploy.runtime`, so they are scored alike: each sample's plain box crop (no augmentation,
+at the model's input size and with the crop margin it was trained with) is cut once as uint8 BGR, the
+backend maps the batch to crop-pixel points, and :class:`~distill.metrics.LandmarkNME` compares them
+with the crop's truth. A checkpoint and its exports therefore see the same pixels.
+
+It sits above the deploy layer for that reason: evaluation uses the deployed computation
+(:class:`~distill.deploy.module.DeployModule`) and nothing of training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distill.data.dataset import LandmarkDataset
+from distill.data.formats import guess_format, load_samples
+from distill.deploy.runtime import Backend, load_backend
+from distill.errors import DataError
+from distill.io import atomic_write_json
+from distill.metrics import LandmarkNME, plot_ced
+
+# The split scored when none is named: each format's test set (one-file formats are their own split).
+DEFAULT_TEST_SPLIT = {"synthface": "test", "300w": "full", "cofw": "test", "aflw": "test"}
+
+
+def predict_samples(backend: Backend, samples: list, batch_size: int = 32) -> dict:
+    """Run ``backend`` on the plain box crops of ``samples`` (no augmentation).
+
+    Returns tensors in crop pixels: pred (N, K, 2), points (N, K, 2) ground truth (NaN where a point has
+    no label), norm (N,) the NME normaliser, subsets (N, A) bool attribute flags, matrix (N, 2, 3)
+    image -> crop.
+    """
+    dataset = LandmarkDataset(samples, backend.schema, backend.input_size, None, augment=None,
+                              margin=backend.margin)
+    out: dict[str, list] = {"pred": [], "points": [], "norm": [], "subsets": [], "matrix": []}
+    for start in range(0, len(dataset), batch_size):
+        index = range(start, min(start + batch_size, len(dataset)))
+        items = [dataset.crop(i) for i in index]
+        crops = np.stack([it["image"].transpose(2, 0, 1) for it in items])  # (B, 3, S, S) uint8 BGR
+        out["pred"].append(np.asarray(backend.run(crops)[0], dtype=np.float32))  # (B, K, 2) crop px
+        out["points"].append(np.stack([it["points"] for it in items]))
+        out["norm"].append(np.array([it["norm"] for it in items], dtype=np.float32))
+        out["subsets"].append(np.stack([dataset.subset_flags(i) for i in index]))
+        out["matrix"].append(np.stack([it["matrix"] for it in items]).astype(np.float32))
+    return {k: torch.from_numpy(np.concatenate(v)) for k, v in out.items()}
+
+
+def evaluate(model_path: str | Path, data, fmt: str = "auto", split: str | None = "auto", batch_size: int = 32,
+             json_out: str | Path | None = None, ced: str | Path | None = None, max_samples: int = 0,
+             threads: int | None = None) -> dict:
+    """Score ``model_path`` on a data set -> {"nme", "fr@0.10", "auc@0.10", ..., "nme/<subset>", "count"}.
+
+    data: a data set path (read with ``fmt`` / ``split``) or a DataConfig (its root, format and test_split).
+    split: a split name, "auto" (:data:`DEFAULT_TEST_SPLIT`) or None / "none" (the whole file or folder).
+    threads: intra-op threads of the model's runtime (None: its default).
+    """
+    backend = load_backend(model_path, threads)
+    if not isinstance(data, (str, Path)):  # a DataConfig
+        fmt, split, data = data.format, data.test_split, data.root
+    if fmt == "auto":
+        fmt = guess_format(data)
+    if split == "auto":
+        split = DEFAULT_TEST_SPLIT.get(fmt)
+    elif split in ("none", ""):
+        split = None
+    samples, _ = load_samples(fmt, data, schema=backend.schema, split=split)
+    samples = [s for s in samples if s.points is not None]
+    if max_samples:
+        samples = samples[:max_samples]
+    if not samples:
+        raise DataError(f"{data}: no labelled samples to evaluate (format {fmt}, split {split})")
+    pred = predict_samples(backend, samples, batch_size=batch_size)
+    metric = LandmarkNME(backend.schema)
+    metric.update(pred["pred"], pred["points"], subsets=pred["subsets"], norm=pred["norm"])
+    results = metric.compute()
+    out = {k: (float(v) if not isinstance(v, int) else v) for k, v in results.items() if not isinstance(v, torch.Tensor)}
+    out["model"], out["data"], out["split"] = str(model_path), str(data), split
+    if ced is not None:
+        plot_ced({Path(model_path).name: metric.per_image_nme()}, ced)
+    if json_out is not None:
+        atomic_write_json(Path(json_out), out)
+    return out
+
+
+def print_results(results: dict) -> None:
+    """A rich table: overall, then one row per subset present."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{results.get('model', '')} on {results.get('data', '')} ({results.get('split')}, "
+                        f"{results.get('count', '?')} images)")
+    for col in ("subset", "NME %", "FR@0.08 %", "FR@0.10 %", "AUC@0.08", "AUC@0.10"):
+        table.add_column(col, justify="right" if col != "subset" else "left")
+    subsets = [""] + sorted({k.split("/", 1)[1] for k in results if k.startswith("nme/")})
+    for s in subsets:
+        suffix = f"/{s}" if s else ""
+        get = lambda k: results.get(k + suffix, float("nan"))  # noqa: E731
+        table.add_row(s or "all", f"{100 * get('nme'):.2f}", f"{100 * get('fr@0.08'):.2f}",
+                      f"{100 * get('fr@0.10'):.2f}", f"{get('auc@0.08'):.4f}", f"{get('auc@0.10'):.4f}")
+    Console().print(table)
