@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import torch
 
 from distill.data.schema import SCHEMAS, LandmarkSchema, get_schema
 from distill.data.transforms import DEFAULT_MARGIN
-from distill.errors import DataError
+from distill.errors import ConfigError, DataError, first_line
 from distill.io import temp_path
 from distill.models import build_model_from_dict, model_config_dict
 
@@ -105,24 +106,46 @@ def save_model_checkpoint(path: str | Path, model: torch.nn.Module, info: dict) 
 
 
 def load_checkpoint_dict(path: str | Path) -> dict:
+    """The checkpoint's dict, read with ``weights_only=True``; one DataError naming the file for a missing,
+    empty, truncated, foreign or code-carrying file."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes), not a checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a corrupt or foreign file
-        raise DataError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    except pickle.UnpicklingError as e:
+        if "global" not in str(e).lower():
+            raise DataError(f"{path}: not a readable checkpoint, truncated or not a torch file") from None
+        # torch's own message suggests weights_only=False, i.e. running the file's code: never here
+        raise DataError(f"{path}: not a distill checkpoint: it holds Python objects that only code could "
+                        "rebuild, and distill loads checkpoints as plain data (weights_only=True)") from None
+    except Exception as e:  # torch raises many types for a truncated, corrupt or foreign file
+        raise DataError(f"{path}: not a readable checkpoint, truncated or not a torch file "
+                        f"({type(e).__name__}: {first_line(e, 120)})") from None
     if not isinstance(ckpt, dict) or "distill" not in ckpt or "state_dict" not in ckpt:
         raise DataError(f"{path}: not a distill checkpoint (no 'distill' entry; was it written by distill train?)")
     return ckpt
 
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model of a checkpoint in eval mode -> (model, info). Loads with ``weights_only=True``."""
+    """Rebuild the model of a checkpoint in eval mode -> (model, info). Loads with ``weights_only=True``;
+    weights that do not fit the model config, or that hold NaN or inf, are a DataError naming the tensor."""
     ckpt = load_checkpoint_dict(path)
     info = ckpt["distill"]
-    model = build_model_from_dict(info["model_config"])
+    try:
+        model = build_model_from_dict(info["model_config"])
+    except (ConfigError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: its model config does not build a model ({first_line(e)})") from None
     state = {k[len(MODEL_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(MODEL_PREFIX)}
+    expected = model.state_dict()
+    for name, tensor in state.items():
+        if name in expected and tuple(tensor.shape) != tuple(expected[name].shape):
+            raise DataError(f"{path}: weights do not fit the model config: {name} is {tuple(tensor.shape)} in the "
+                            f"file, the model expects {tuple(expected[name].shape)}")
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise DataError(f"{path}: non-finite weights (NaN or inf) in {name}")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise DataError(f"{path}: weights do not fit the model config "

@@ -31,6 +31,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="also write stability groups of K renders of each face (0: none)")
     s.add_argument("--image-format", default="jpg", choices=["jpg", "png"],
                    help="jpg (quality 95, ~15 kB per face with mask and .pts) or png (lossless, ~3x larger)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace a non-empty --out folder as a whole (without it, such a folder is refused)")
 
     s = sub.add_parser("show", help="draw a grid of samples with their points",
                        description="Draw a grid of samples (optionally augmented) with their points.")
@@ -41,7 +43,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--num", type=int, default=16, help="number of samples in the grid")
     s.add_argument("--augment", action="store_true", help="show training crops after augmentation")
     s.add_argument("--subset", default=None, help="only samples carrying this attribute flag (e.g. pose)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="which samples are drawn, and their augmentation")
+    s.add_argument("--strict", action="store_true",
+                   help="stop at the first sample the reader would skip (default: skip it and say so in one line)")
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -49,12 +53,13 @@ def _data(args: argparse.Namespace) -> None:
         from distill.data.synthface import generate
 
         generate(args.out, num=args.num, seed=args.seed, size=args.size, workers=args.workers,
-                 num_test=args.num_test, stability=args.stability, image_format=args.image_format)
+                 num_test=args.num_test, stability=args.stability, image_format=args.image_format,
+                 overwrite=args.overwrite)
     else:
         from distill.data.show import show_dataset
 
         show_dataset(args.dataset, args.out, fmt=args.format, schema=args.schema, num=args.num,
-                     augment=args.augment, subset=args.subset, seed=args.seed)
+                     augment=args.augment, subset=args.subset, seed=args.seed, strict=args.strict)
 
 
 # ----------------------------------------------------------------------------- train / eval / recipes
@@ -90,13 +95,15 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ced", default=None, help="also draw the cumulative error distribution into this PNG")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-samples", type=int, default=0, help="score only the first N images (0: all)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first sample the reader would skip (default: skip it and say so in one line)")
 
 
 def _eval(args: argparse.Namespace) -> None:
     from distill.evaluate import evaluate, print_results
 
     results = evaluate(args.model, args.data, fmt=args.format, split=args.split, batch_size=args.batch_size,
-                       json_out=args.json, ced=args.ced, max_samples=args.max_samples)
+                       json_out=args.json, ced=args.ced, max_samples=args.max_samples, strict=args.strict)
     print_results(results)
 
 
@@ -136,6 +143,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
                    help="data folder (SynthFace / 300W layout): real crops for the parity check, int8 "
                         "calibration (train split) and the int8 NME change (test split)")
     p.add_argument("--no-check", action="store_true", help="skip the torch vs runtime parity check")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first sample of --data the reader would skip (default: skip it, say so)")
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -143,7 +152,7 @@ def _export(args: argparse.Namespace) -> None:
 
     try:
         export(args.checkpoint, args.format, args.out, int8=args.int8, opset=args.opset, calib_data=args.data,
-               check=not args.no_check, int8_activations=args.activations)
+               check=not args.no_check, int8_activations=args.activations, strict=args.strict)
     except ExportError as e:  # a failed parity check is not bad input, but it deserves one line too
         raise DataError(str(e)) from None
 
@@ -160,6 +169,8 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smooth-min-cutoff", type=float, default=None,
                    help="video: One-Euro filter min cutoff in Hz (enables smoothing; e.g. 1.0)")
     p.add_argument("--smooth-beta", type=float, default=0.0, help="video: One-Euro filter speed coefficient")
+    p.add_argument("--strict", action="store_true",
+                   help="folder: stop at the first unreadable image (default: report it, skip it, go on)")
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -172,7 +183,7 @@ def _predict(args: argparse.Namespace) -> None:
 
         smoothing = OneEuroFilter(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta)
     predict_path(args.model, args.input, box=None if args.box is None else parse_box(args.box), pts=args.pts,
-                 out=args.out, json_out=args.json, threads=args.threads, smoothing=smoothing)
+                 out=args.out, json_out=args.json, threads=args.threads, smoothing=smoothing, strict=args.strict)
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
@@ -201,7 +212,7 @@ def _bench(args: argparse.Namespace) -> None:
 def _quickstart_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="quickstart_out", help="output folder (run again with the same folder to resume)")
     p.add_argument("--budget", default="small", choices=("small", "full"),
-                   help="small: ~12 min on 2 CPU cores (default); full: 5-10x longer trainings, better models")
+                   help="small: 8-12 min on 2 CPU cores (default); full: 5-10x longer trainings, better models")
     p.add_argument("--seed", type=int, default=None, help="override every recipe's seed (default: the recipes' own)")
     p.add_argument("--logger", default="csv", choices=("csv", "wandb", "none"),
                    help="training logs: csv (default), wandb (offline, no login), none")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from distill.config_docs import reference_markdown
 from distill.data.datamodule import DataConfig
-from distill.errors import ConfigError
+from distill.errors import ConfigError, first_line
 from distill.io import atomic_write_text
 from distill.recipe_search import find_recipe
 
@@ -175,6 +176,8 @@ class RecipeConfig:
     task: str = F("heatmap", "heatmap | regression | distillation")
     seed: int = F(0, "seed for weights, data order and augmentation")
     resume: bool = F(False, "continue the run's last.ckpt (output.run_name, or the latest run)")
+    resume_force: bool = F(False, "with resume: continue even when the data (root or content), schema, task or "
+                                  "model differ from the run's record; the change is recorded in run.json")
     model: ModelConfig = F(ModelConfig(), "")
     data: RecipeDataConfig = F(RecipeDataConfig(), "")
     optim: OptimConfig = F(OptimConfig(), "")
@@ -198,7 +201,41 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "distill.schedule": ("constant", "hint_warmup", "decay"),
     "distill.decay_shape": ("linear", "cosine"),
     "logging.logger": ("wandb", "wandb_online", "csv", "none"),
+    "trainer.precision": ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"),
 }
+
+# Fields whose value must lie in a range, checked when the recipe loads (a list: each element); NaN
+# and infinities never pass. Written as in the docs: "> 0", ">= 1", "[0, 1)" (interval brackets).
+RANGES: dict[str, str] = {
+    "data.crop_size": ">= 8", "data.heatmap_size": ">= 1", "data.sigma": "> 0", "data.margin": ">= 0",
+    "data.hidden_weight": ">= 0", "data.batch_size": ">= 1", "data.num_workers": ">= 0", "data.max_samples": ">= 1",
+    "data.val_fraction": "[0, 1)", "data.unlabelled_fraction": "[0, 1)",
+    "data.synth_num": ">= 1", "data.synth_size": ">= 32", "data.synth_num_test": ">= 0",
+    "optim.lr": "> 0", "optim.weight_decay": ">= 0", "optim.momentum": "[0, 1)",
+    "schedule.warmup_steps": ">= 0", "schedule.min_lr_ratio": "[0, 1]", "schedule.milestones": "(0, 1]",
+    "schedule.gamma": "> 0",
+    "loss.wing_w": "> 0", "loss.wing_eps": "> 0", "loss.stack_weights": ">= 0", "loss.w_gt": ">= 0",
+    "loss.w_out": ">= 0", "loss.w_feat": ">= 0",
+    "distill.warmup_steps": ">= 0", "distill.after_warmup": ">= 0", "distill.balance_steps": ">= 1",
+    "logging.grid_images": ">= 0", "logging.log_every_n_steps": ">= 1",
+    "trainer.max_steps": ">= -1", "trainer.max_epochs": ">= -1", "trainer.val_every_n_steps": ">= 1",
+    "trainer.val_batches": ">= 0", "trainer.checkpoint_every_n_steps": ">= 0", "trainer.num_nodes": ">= 1",
+    "trainer.gradient_clip_val": ">= 0", "trainer.accumulate_grad_batches": ">= 1", "trainer.num_threads": ">= 0",
+}
+
+
+def in_range(value, spec: str) -> bool:
+    """Whether a number satisfies a RANGES spec; NaN and infinities never do."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    spec = spec.replace(" ", "")
+    if spec[0] in "[(":
+        low, high = (float(v) for v in spec[1:-1].split(","))
+        above = value >= low if spec[0] == "[" else value > low
+        return above and (value <= high if spec[-1] == "]" else value < high)
+    op, bound = (spec[:2], spec[2:]) if spec[1] == "=" else (spec[:1], spec[1:])
+    bound = float(bound)
+    return {">=": value >= bound, ">": value > bound, "<=": value <= bound, "<": value < bound}[op]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -223,7 +260,7 @@ def _yaml_line(path: Path, dotted: str) -> int | None:
 
 def _config_error(e: OmegaConfBaseException, source: str, path: Path | None) -> ConfigError:
     key = getattr(e, "full_key", None) or "?"
-    msg = str(e).splitlines()[0]
+    msg = first_line(e)
     line = _yaml_line(path, key) if path is not None else None
     where = f"{source}:{line}" if line else source
     return ConfigError(f"{where}: key '{key}': {msg}")
@@ -257,7 +294,7 @@ def load_recipe(recipe: str | Path | RecipeConfig, overrides: typing.Sequence[st
         try:
             raw = yaml.safe_load(path.read_text())
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+            raise ConfigError(f"{path}: not valid YAML ({first_line(e)})") from None
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
@@ -269,8 +306,14 @@ def load_recipe(recipe: str | Path | RecipeConfig, overrides: typing.Sequence[st
         if not cfg.name:
             cfg.name = _name_from_path(path)
     cfg = apply_overrides(cfg, overrides, source)
-    obj = OmegaConf.to_object(cfg)
-    validate(obj, source)
+    overridden = {o.split("=", 1)[0].strip() for o in overrides}
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except ConfigError as e:  # a section's own check ("data.sigma: ..."): say where the value came from
+        key = str(e).split(":", 1)[0]
+        where = f"override {key} (recipe {source})" if key in overridden else _where_in_file(source, path, key)
+        raise ConfigError(f"{where}: {e}") from None
+    validate(obj, source, path, overridden)
     return obj
 
 
@@ -279,19 +322,54 @@ def apply_overrides(cfg, overrides: typing.Sequence[str], source: str = "overrid
     bad = [o for o in overrides if "=" not in o or not o.split("=", 1)[0].strip()]
     if bad:
         raise ConfigError(f"override {bad[0]!r}: expected key=value (e.g. trainer.max_steps=100)")
-    try:
-        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as e:
-        err = _config_error(e, "override", None)
-        raise ConfigError(f"{err} (recipe {source})") from None
+    for override in overrides:
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([override]))
+        except OmegaConfBaseException as e:
+            err = _config_error(e, "override", None)
+            raise ConfigError(f"{err} (recipe {source})") from None
+        except yaml.YAMLError as e:  # the value is parsed as YAML: 'seed=[1,' never closes its list
+            raise ConfigError(f"override {override!r}: the value is not valid YAML ({first_line(e)})") from None
+    return cfg
 
 
-def validate(cfg: RecipeConfig, source: str = "<recipe>") -> None:
-    """Checks OmegaConf cannot express: choices, and fields that depend on each other."""
+def _where_in_file(source: str, path: Path | None, dotted: str) -> str:
+    line = _yaml_line(path, dotted) if path is not None else None
+    return f"{source}:{line}" if line else source
+
+
+def validate(cfg: RecipeConfig, source: str = "<recipe>", path: Path | None = None,
+             overridden: typing.Collection[str] = ()) -> None:
+    """Checks OmegaConf cannot express: choices, ranges, names used as paths, and fields that depend on
+    each other. ``path``: the recipe file, so an error can name the line of the key; ``overridden``: the
+    keys set by overrides, whose errors name the override instead."""
+
+    def _where(source: str, path: Path | None, dotted: str) -> str:
+        if dotted in overridden:
+            return f"override {dotted}={get_dotted(cfg, dotted)!r} (recipe {source})"
+        return _where_in_file(source, path, dotted)
+
     for dotted, allowed in CHOICES.items():
         value = get_dotted(cfg, dotted)
         if value not in allowed:
-            raise ConfigError(f"{source}: key '{dotted}': {value!r} is not one of {', '.join(allowed)}")
+            raise ConfigError(f"{_where(source, path, dotted)}: key '{dotted}': {value!r} is not one of "
+                              f"{', '.join(allowed)}")
+    for dotted, spec in RANGES.items():
+        value = get_dotted(cfg, dotted)
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            if v is not None and not in_range(v, spec):
+                raise ConfigError(f"{_where(source, path, dotted)}: key '{dotted}': {v!r} is not {spec}")
+    if cfg.data.heatmap_size is not None and cfg.data.heatmap_size > cfg.data.crop_size:
+        raise ConfigError(f"{_where(source, path, 'data.heatmap_size')}: key 'data.heatmap_size': "
+                          f"{cfg.data.heatmap_size} is larger than data.crop_size {cfg.data.crop_size}")
+    parts = cfg.name.split("/")
+    if not cfg.name or any(p in ("", ".", "..") or "\\" in p for p in parts) or cfg.name.startswith("/"):
+        raise ConfigError(f"{source}: key 'name': {cfg.name!r} is not a recipe name like <folder>/<name> "
+                          "(it becomes a folder under the checkpoints root)")
+    run = cfg.output.run_name
+    if run and (run in (".", "..") or any(c in run for c in "/\\") or run.startswith(".")):
+        raise ConfigError(f"{_where(source, path, 'output.run_name')}: key 'output.run_name': {run!r} must be one "
+                          "folder name (no '/', '\\', nor a leading '.')")
     for i, pair in enumerate(cfg.distill.pairs):
         if len(pair) != 2:
             raise ConfigError(f"{source}: key 'distill.pairs[{i}]': expected [student_tap, teacher_tap], got {pair}")
@@ -331,7 +409,10 @@ def recipe_from_dict(d: dict, source: str = "<dict>") -> RecipeConfig:
         cfg = OmegaConf.merge(OmegaConf.structured(RecipeConfig), OmegaConf.create(d))
     except OmegaConfBaseException as e:
         raise _config_error(e, source, None) from None
-    obj = OmegaConf.to_object(cfg)
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
     validate(obj, source)
     return obj
 
@@ -346,7 +427,7 @@ def checkpoints_root(cfg: RecipeConfig | None = None) -> Path:
 # ----------------------------------------------------------------------------- reference docs
 def recipe_reference_markdown() -> str:
     """The recipe field reference (docs/recipes.md), generated from the dataclasses above."""
-    return reference_markdown(RecipeConfig, CHOICES)
+    return reference_markdown(RecipeConfig, CHOICES, RANGES)
 
 
 def write_recipe_reference(path: str | Path) -> Path:

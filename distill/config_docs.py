@@ -49,12 +49,13 @@ def _field_comments(cls) -> dict[str, str]:
     helps: dict[str, str] = {}
     for base in reversed([c for c in cls.__mro__ if dataclasses.is_dataclass(c)]):  # subclasses win
         helps.update(_docstring_helps(base, names))
-    try:
-        src = inspect.getsource(cls)
-    except (OSError, TypeError):
-        return helps
-    for m in re.finditer(r"^\s+(\w+)\s*:[^#\n]*#\s*(.*)$", src, re.M):
-        helps.setdefault(m[1], m[2].strip())
+    for base in [c for c in cls.__mro__ if dataclasses.is_dataclass(c)]:  # a base class's fields: its source
+        try:
+            src = inspect.getsource(base)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+)\s*:[^#\n]*#\s*(.*)$", src, re.M):
+            helps.setdefault(m[1], m[2].strip())
     return helps
 
 
@@ -76,7 +77,7 @@ def _docstring_helps(cls, names: set[str]) -> dict[str, str]:
     return helps
 
 
-def _section_rows(cls, prefix: str, choices: dict) -> list[str]:
+def _section_rows(cls, prefix: str, choices: dict, ranges: dict) -> list[str]:
     """One table row per field; nested dataclasses (e.g. data.augment) are expanded in place."""
     hints = typing.get_type_hints(cls)
     comments = _field_comments(cls)
@@ -84,17 +85,19 @@ def _section_rows(cls, prefix: str, choices: dict) -> list[str]:
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(hints[f.name]):
-            rows += _section_rows(hints[f.name], f"{key}.", choices)
+            rows += _section_rows(hints[f.name], f"{key}.", choices, ranges)
             continue
         help_text = f.metadata.get("help") or comments.get(f.name, "")
         if key in choices and "|" not in help_text:
             help_text = f"{help_text} (one of: {', '.join(choices[key])})".strip()
+        if key in ranges:
+            help_text = f"{help_text} (allowed: {ranges[key]})".strip()
         cells = [f"`{key}`", _type_name(hints[f.name]), _default_text(f), help_text]
         rows.append("| " + " | ".join(c.replace("|", "&#124;") for c in cells) + " |")
     return rows
 
 
-def reference_markdown(recipe_cls, choices: dict) -> str:
+def reference_markdown(recipe_cls, choices: dict, ranges: dict) -> str:
     """The field reference of ``recipe_cls`` (a RecipeConfig) as markdown: one table per section."""
     out = [
         "# Recipe reference",
@@ -104,7 +107,8 @@ def reference_markdown(recipe_cls, choices: dict) -> str:
         "A recipe is a YAML file `recipes/<dataset>/<name>.yaml` (distillation: `<student>_from_<teacher>.yaml`).",
         "Every field below has a default; a recipe writes only what differs. Override any field on the",
         "command line: `distill train synthface/student trainer.max_steps=500 optim.lr=2e-3`.",
-        "An unknown key or a wrong type is an error naming the key and the file.",
+        "An unknown key, a wrong type or a value outside its allowed range is an error naming the key and the",
+        "file (and line) or the override, raised when the recipe loads: before any data is read or folder made.",
         "`distill train RECIPE --print-config` prints one resolved.",
         "",
         "A recipe is named `<folder>/<name>` and looked up, first match wins, in each folder of `$DISTILL_RECIPES`",
@@ -120,11 +124,11 @@ def reference_markdown(recipe_cls, choices: dict) -> str:
     ]
     hints = typing.get_type_hints(recipe_cls)
     top = [f for f in dataclasses.fields(recipe_cls) if not dataclasses.is_dataclass(hints[f.name])]
-    out += [row for row in _section_rows(recipe_cls, "", choices) if any(row.startswith(f"| `{f.name}`") for f in top)]
+    out += [row for row in _section_rows(recipe_cls, "", choices, ranges) if any(row.startswith(f"| `{f.name}`") for f in top)]
     for f in dataclasses.fields(recipe_cls):
         cls = hints[f.name]
         if dataclasses.is_dataclass(cls):
             doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
             out += ["", f"## `{f.name}`", "", doc, "", "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
-            out += _section_rows(cls, f"{f.name}.", choices)
+            out += _section_rows(cls, f"{f.name}.", choices, ranges)
     return "\n".join(out) + "\n"

@@ -20,3 +20,10 @@ class ExportError(RuntimeError):
 class TrainingError(RuntimeError):
     """Training, exporting or scoring a model in another process failed (the message names the file
     holding that process's traceback)."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, cut to ``limit`` characters; its type name when the
+    message is empty (so an error handler never fails on an exception without text)."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:limit] if lines else type(error).__name__

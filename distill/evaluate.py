@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from distill.data.dataset import LandmarkDataset
-from distill.data.formats import guess_format, load_samples
+from distill.data.formats import guess_format, has_300w_splits, load_samples
 from distill.deploy.runtime import Backend, load_backend
 from distill.errors import DataError
 from distill.io import atomic_write_json
 from distill.metrics import LandmarkNME, plot_ced
 
-# The split scored when none is named: each format's test set (one-file formats are their own split).
+# The split scored when none is named: each format's test set (one-file formats and plain folders of .pts
+# files are their own split).
 DEFAULT_TEST_SPLIT = {"synthface": "test", "300w": "full", "cofw": "test", "aflw": "test"}
 
 
@@ -52,12 +53,14 @@ def predict_samples(backend: Backend, samples: list, batch_size: int = 32) -> di
 
 def evaluate(model_path: str | Path, data, fmt: str = "auto", split: str | None = "auto", batch_size: int = 32,
              json_out: str | Path | None = None, ced: str | Path | None = None, max_samples: int = 0,
-             threads: int | None = None) -> dict:
+             threads: int | None = None, strict: bool = False, log=print) -> dict:
     """Score ``model_path`` on a data set -> {"nme", "fr@0.10", "auc@0.10", ..., "nme/<subset>", "count"}.
 
     data: a data set path (read with ``fmt`` / ``split``) or a DataConfig (its root, format and test_split).
     split: a split name, "auto" (:data:`DEFAULT_TEST_SPLIT`) or None / "none" (the whole file or folder).
-    threads: intra-op threads of the model's runtime (None: its default).
+    threads: intra-op threads of the model's runtime (None: its default). strict: a sample the reader
+    skips is an error; else one line through ``log`` says what was skipped, and the results carry the
+    whole report under "data_report" (what `distill eval --json` writes).
     """
     backend = load_backend(model_path, threads)
     if not isinstance(data, (str, Path)):  # a DataConfig
@@ -66,20 +69,25 @@ def evaluate(model_path: str | Path, data, fmt: str = "auto", split: str | None 
         fmt = guess_format(data)
     if split == "auto":
         split = DEFAULT_TEST_SPLIT.get(fmt)
+        if fmt == "300w" and not has_300w_splits(data):  # a plain folder of .pts files: all of it
+            split = None
     elif split in ("none", ""):
         split = None
-    samples, _ = load_samples(fmt, data, schema=backend.schema, split=split)
+    samples, report = load_samples(fmt, data, schema=backend.schema, split=split, strict=strict)
+    if report.skipped:
+        log(f"{data}: {report.summary()}")
     samples = [s for s in samples if s.points is not None]
     if max_samples:
         samples = samples[:max_samples]
     if not samples:
-        raise DataError(f"{data}: no labelled samples to evaluate (format {fmt}, split {split})")
+        raise DataError(f"{data}: no labelled samples to evaluate (format {fmt}, split {split}; {report.summary()})")
     pred = predict_samples(backend, samples, batch_size=batch_size)
     metric = LandmarkNME(backend.schema)
     metric.update(pred["pred"], pred["points"], subsets=pred["subsets"], norm=pred["norm"])
     results = metric.compute()
     out = {k: (float(v) if not isinstance(v, int) else v) for k, v in results.items() if not isinstance(v, torch.Tensor)}
     out["model"], out["data"], out["split"] = str(model_path), str(data), split
+    out["data_report"] = report.to_dict()
     if ced is not None:
         plot_ced({Path(model_path).name: metric.per_image_nme()}, ced)
     if json_out is not None:

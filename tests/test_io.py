@@ -46,8 +46,30 @@ def test_bad_image_files_are_one_data_error_naming_the_file(tmp_path):
     with pytest.raises(DataError, match="none.png: image not found"):
         read_image(tmp_path / "none.png")
     (tmp_path / "text.png").write_text("not an image")
-    with pytest.raises(DataError, match="text.png: cannot read image"):
+    with pytest.raises(DataError, match="text.png: not a PNG"):
         read_image(tmp_path / "text.png")
     with pytest.raises(DataError, match="suffix '.xyz'"):
         write_image(tmp_path / "out.xyz", np.zeros((4, 4, 3), np.uint8))
     assert not list(tmp_path.glob("*out*"))
+
+
+def test_stale_temp_files_of_dead_processes_go_and_live_ones_stay(tmp_path):
+    import os
+    import subprocess
+
+    from distill.io import remove_stale_temps, temp_path
+
+    done = subprocess.Popen(["true"])
+    done.wait()
+    dead = [tmp_path / f".last.{done.pid}.tmp.ckpt", tmp_path / f".q.int8.{done.pid}.tmp"]
+    (dead[1]).mkdir()
+    (dead[1] / "q.onnx").write_bytes(b"x")
+    dead[0].write_bytes(b"x")
+    live = temp_path(tmp_path / "best.ckpt")  # this process's own
+    live.write_bytes(b"x")
+    kept = [tmp_path / "last.ckpt", tmp_path / ".hidden.txt", tmp_path / f".notes.{done.pid}.txt"]
+    for p in kept:
+        p.write_bytes(b"x")
+    assert sorted(remove_stale_temps(tmp_path)) == sorted(dead)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [live, *kept])
+    assert live.name == f".best.{os.getpid()}.tmp.ckpt"

@@ -63,26 +63,26 @@ class AugmentConfig:
         for key in ("scale", "gamma", "jpeg_quality"):
             value = getattr(self, key)
             if not isinstance(value, (list, tuple)) or len(value) != 2:
-                raise ConfigError(f"augment.{key}: expected a [low, high] pair, got {value!r}")
+                raise ConfigError(f"data.augment.{key}: expected a [low, high] pair, got {value!r}")
             lo, hi = value
             if not lo <= hi:
-                raise ConfigError(f"augment.{key}: low {lo} is above high {hi}")
+                raise ConfigError(f"data.augment.{key}: low {lo} is above high {hi}")
             cast = int if key == "jpeg_quality" else float
             setattr(self, key, (cast(lo), cast(hi)))
         for key in ("flip_prob", "grayscale_prob", "blur_prob", "jpeg_prob", "occlusion_prob"):
             if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ConfigError(f"augment.{key}: a probability in [0, 1], got {getattr(self, key)!r}")
+                raise ConfigError(f"data.augment.{key}: a probability in [0, 1], got {getattr(self, key)!r}")
         for key in ("rotation_deg", "shift", "color_jitter", "contrast", "brightness", "noise_std"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"augment.{key}: must be >= 0, got {getattr(self, key)!r}")
+            if not getattr(self, key) >= 0:  # NaN too
+                raise ConfigError(f"data.augment.{key}: must be >= 0, got {getattr(self, key)!r}")
         if self.scale[0] <= 0 or self.gamma[0] <= 0:
-            raise ConfigError("augment.scale and augment.gamma must be positive ranges")
+            raise ConfigError("data.augment.scale and data.augment.gamma must be positive ranges")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
-            raise ConfigError(f"augment.jpeg_quality: within 1..100, got {self.jpeg_quality!r}")
+            raise ConfigError(f"data.augment.jpeg_quality: within 1..100, got {self.jpeg_quality!r}")
         if self.blur_max_kernel < 3 and self.blur_prob > 0:
-            raise ConfigError(f"augment.blur_max_kernel: at least 3 when blur_prob > 0, got {self.blur_max_kernel}")
+            raise ConfigError(f"data.augment.blur_max_kernel: at least 3 when blur_prob > 0, got {self.blur_max_kernel}")
         if self.occlusion_max_patches < 1 or not 0.0 < self.occlusion_max_size <= 1.0:
-            raise ConfigError("augment.occlusion_max_patches must be >= 1 and occlusion_max_size in (0, 1]")
+            raise ConfigError("data.augment.occlusion_max_patches must be >= 1 and occlusion_max_size in (0, 1]")
 
     def is_off(self) -> bool:
         """True when every crop is the plain box crop on every epoch (items can then be cached)."""

@@ -59,7 +59,7 @@ class BackgroundConfig:
         self.families = tuple(self.families)   # recipes hand over lists
         if not 0.0 <= self.prob <= 1.0:
             raise ConfigError(f"data.background.prob: expected a probability in [0, 1], got {self.prob!r}")
-        if self.feather_px < 0:
+        if not self.feather_px >= 0:  # NaN too
             raise ConfigError(f"data.background.feather_px: expected >= 0, got {self.feather_px!r}")
         unknown = [f for f in self.families if f not in BACKGROUNDS]
         if unknown:

@@ -9,6 +9,7 @@ loop may call ``LandmarkDataModule.set_epoch`` (or let each pass over the loader
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from torch.utils.data import DataLoader, Sampler
 from distill.data.augment import AugmentConfig
 from distill.data.background import BackgroundConfig
 from distill.data.dataset import LandmarkDataset
-from distill.data.formats import Sample, load_samples
+from distill.data.formats import Sample, ScanReport, check_image, load_samples
+from distill.data.formats.check import scan
 from distill.data.sampling import make_pose_balanced_sampler
 from distill.data.schema import SCHEMAS, LandmarkSchema, get_schema
 from distill.data.transforms import DEFAULT_MARGIN
@@ -45,9 +47,12 @@ class DataConfig:
     train_split / val_split / test_split: split names for the reader ("train"/"test" for SynthFace,
         None = not used); with val_split None, val_fraction of the training samples (whole SynthFace
         stability groups at a time) is held out for validation.
-    crop_size, heatmap_size (None for coordinate regression), sigma (heatmap px), margin, hidden_weight:
-        see LandmarkDataset. augment: training augmentation (val / test crops are never augmented).
+    The crop fields are LandmarkDataset's (see its docstring); augment is the training augmentation
+    (validation and test crops are never augmented).
     max_samples: keep only the first N samples of each loaded split (tests, smoke runs).
+    strict: a sample the reader skips (bad points, a missing, unreadable or truncated image) stops the
+        run with its file and line; by default it is skipped, counted in ``LandmarkDataModule.reports``
+        and named in the run's run.json.
     cache: keep finished items in memory when augmentation is off, so later epochs skip decoding, warping
         and targets; each DataLoader worker keeps its own copy, so use it with num_workers 0.
     unlabelled_root: a folder of extra images without labels (distillation); unlabelled_fraction is
@@ -68,18 +73,19 @@ class DataConfig:
     train_split: str | None = "train"
     val_split: str | None = None
     test_split: str | None = "test"
-    val_fraction: float = 0.1
-    crop_size: int = 64
-    heatmap_size: int | None = None
-    sigma: float = 1.0
-    margin: float = DEFAULT_MARGIN
-    hidden_weight: float = 1.0
+    val_fraction: float = 0.1  # with val_split None: the share of the training samples held out for validation
+    crop_size: int = 64  # side of the square network input, pixels
+    heatmap_size: int | None = None  # side of the heatmap targets (None: coordinate regression; recipes: crop_size / 4)
+    sigma: float = 1.0  # Gaussian std of the heatmap targets, heatmap pixels
+    margin: float = DEFAULT_MARGIN  # context around the face box: the crop side is max(w, h) * (1 + margin)
+    hidden_weight: float = 1.0  # loss weight of hidden (occluded) points; 1.0 trains them like visible ones
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    batch_size: int = 32
-    num_workers: int = 0
+    batch_size: int = 32  # samples per training step
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     cache: bool = False
-    seed: int = 0
+    seed: int = 0  # set from the recipe's top-level seed when training starts
     max_samples: int | None = None
+    strict: bool = False
     unlabelled_root: str | None = None
     unlabelled_fraction: float = 0.5
     target_schema: str | None = None
@@ -104,6 +110,14 @@ class DataConfig:
         for key in ("crop_size", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"data.{key}: must be >= 1, got {getattr(self, key)!r}")
+        for key in ("heatmap_size", "max_samples"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ConfigError(f"data.{key}: must be >= 1 (or null), got {getattr(self, key)!r}")
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise ConfigError(f"data.sigma: must be > 0, got {self.sigma!r}")
+        for key in ("margin", "hidden_weight"):
+            if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
+                raise ConfigError(f"data.{key}: must be >= 0, got {getattr(self, key)!r}")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers: must be >= 0, got {self.num_workers!r}")
 
@@ -118,15 +132,22 @@ def infer_schema(samples: list[Sample]) -> LandmarkSchema:
     return matches[0]
 
 
-def unlabelled_samples(root: str | Path) -> list[Sample]:
-    """Every image under ``root`` (sorted, recursive) as a Sample with no points and no box."""
+def unlabelled_samples(root: str | Path, strict: bool = False,
+                       report: ScanReport | None = None) -> list[Sample]:
+    """Every usable image under ``root`` (sorted, recursive) as a Sample with no points and no box; an
+    unreadable or truncated one is skipped into ``report`` (or raised with ``strict``), as readers do."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: unlabelled_root is not a folder")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise DataError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in unlabelled_root")
-    return [Sample(image_path=p, points=None) for p in paths]
+
+    def build(path: Path) -> Sample:
+        check_image(path)
+        return Sample(image_path=path, points=None)
+
+    return scan(paths, build, strict, report)
 
 
 def hold_out(samples: list[Sample], fraction: float) -> tuple[list[Sample], list[Sample]]:
@@ -228,6 +249,8 @@ class LandmarkDataModule(pl.LightningDataModule):
         self.train_dataset: LandmarkDataset | None = None
         self.val_dataset: LandmarkDataset | None = None
         self.test_dataset: LandmarkDataset | None = None
+        # split -> what its reader kept and skipped (splits read from cfg.root or cfg.unlabelled_root)
+        self.reports: dict[str, ScanReport] = {}
         self._train_sampler: EpochSampler | None = None
 
     # ------------------------------------------------------------------ loading
@@ -237,7 +260,8 @@ class LandmarkDataModule(pl.LightningDataModule):
         elif split is None and key != "train":
             samples = []  # a train_split of None means the whole root (one-file formats: WFLW, AFLW CSV)
         else:
-            samples, _ = load_samples(self.cfg.format, self.cfg.root, schema=self.cfg.schema, split=split)
+            samples, self.reports[key] = load_samples(self.cfg.format, self.cfg.root, schema=self.cfg.schema,
+                                                      split=split, strict=self.cfg.strict)
         if self.cfg.max_samples is not None:
             samples = samples[: self.cfg.max_samples]
         return samples
@@ -265,7 +289,8 @@ class LandmarkDataModule(pl.LightningDataModule):
             else:
                 train, val = hold_out(train, c.val_fraction)
             if not train and stage in (None, "fit"):
-                raise DataError(f"{c.root or 'given samples'}: no training samples (split {c.train_split!r})")
+                why = f"; {self.reports['train'].summary()}" if "train" in self.reports else ""
+                raise DataError(f"{c.root or 'given samples'}: no training samples (split {c.train_split!r}{why})")
             self._set_schema(train + val)
             extra = self._unlabelled(len(train))
             self.train_dataset = self._dataset(train + extra, c.augment, c.background)
@@ -280,7 +305,8 @@ class LandmarkDataModule(pl.LightningDataModule):
         if self._given is not None and self._given.get("unlabelled"):
             pool = list(self._given["unlabelled"])
         elif c.unlabelled_root:
-            pool = unlabelled_samples(c.unlabelled_root)
+            self.reports["unlabelled"] = ScanReport()
+            pool = unlabelled_samples(c.unlabelled_root, c.strict, self.reports["unlabelled"])
         else:
             return []
         f = c.unlabelled_fraction

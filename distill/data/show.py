@@ -89,22 +89,24 @@ def _in_subset(sample: Sample, subset: str | None) -> bool:
 
 def show_dataset(dataset: str | Path | list[Sample] | LandmarkDataset, out: str | Path, fmt: str = "auto",
                  schema: str | None = None, num: int = 16, augment: bool = False, subset: str | None = None,
-                 seed: int = 0, size: int = 160, numbers: bool = False) -> Path:
+                 seed: int = 0, size: int = 160, numbers: bool = False, strict: bool = False, log=print) -> Path:
     """Write a PNG grid of ``num`` samples (chosen with ``seed``) with their points.
 
     dataset: a data set path (read with formats.load_samples(fmt, path, schema=)), a list of
     Samples, or a LandmarkDataset (then its own crop size and augmentation are used). augment:
     show augmented training crops (AugmentConfig defaults) instead of plain box crops. subset:
-    only samples with that attribute flag. Returns the written path.
+    only samples with that attribute flag. strict: a skipped sample is an error (else one line through
+    ``log`` says what was skipped and why). Returns the written path.
     """
     if isinstance(dataset, LandmarkDataset):
         ds = dataset
     else:
         if isinstance(dataset, (str, Path)):
-            samples, report = load_samples(fmt, dataset, schema=schema)
+            samples, report = load_samples(fmt, dataset, schema=schema, strict=strict)
             if not samples:
-                first = f"; first: {report.examples[0]}" if report.examples else ""
-                raise DataError(f"{dataset}: no samples to show ({report.summary()}{first})")
+                raise DataError(f"{dataset}: no samples to show ({report.summary()})")
+            if report.skipped:
+                log(f"{dataset}: {report.summary()}")
         else:
             samples = list(dataset)
         if not samples:

@@ -19,6 +19,7 @@ two-stage cascade as one graph through the same check.
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ from distill.deploy.runtime import (
     set_onnx_metadata,
 )
 from distill.errors import DataError, ExportError
-from distill.io import temp_path
+from distill.io import remove_stale_temps, temp_path
 from distill.models.cascade import Cascade
 
 PARITY_TOL_PX = 1e-3
@@ -99,6 +100,11 @@ def write_checked(deploy: DeployModule, out: Path, fmt: str, crops: np.ndarray, 
     rework the checked file (int8), and rename it to ``out``. Raises ExportError past ``tol_px`` crop px
     (default :data:`PARITY_TOL_PX`); whatever fails, no partial file is left behind."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out.parent)  # what killed exports left here
+    reference = run_torch(deploy, crops)
+    if not all(np.isfinite(r).all() for r in reference):
+        raise ExportError(f"{out.name}: the model gives non-finite points or confidence (NaN or inf) on {where}; "
+                          "nothing written")
     example = torch.from_numpy(crops[: min(2, len(crops))].copy())
     tmp = temp_path(out)
     result = ExportResult(path=out, format=fmt, bytes=0, metadata=parse_metadata(meta), parity_inputs=where)
@@ -134,14 +140,15 @@ def write_checked(deploy: DeployModule, out: Path, fmt: str, crops: np.ndarray, 
 def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, int8: bool = False, opset: int = 18,
            calib_data=None, check: bool = True, num_check: int = 8, num_calib: int = 64, log=print,
            tol_px: float | None = None, threads: int | None = None,
-           int8_activations: str = "uint8") -> ExportResult:
+           int8_activations: str = "uint8", strict: bool = False) -> ExportResult:
     """Export a checkpoint to ONNX or TorchScript (see module docstring) -> :class:`ExportResult`.
 
     calib_data: a data folder (SynthFace / 300W layout: parity and calibration crops come from it, and
     the int8 NME change is measured on its test split), or a uint8 array (N, 3, S, S) of crops, or None
     (random crops; the NME change is then not measured). ``check=False`` skips the parity check.
     threads: ONNX Runtime intra-op threads of the parity check (None: all cores).
-    int8_activations: "uint8" or "uint16" (see :mod:`distill.deploy.quantize`).
+    int8_activations: "uint8" or "uint16" (see :mod:`distill.deploy.quantize`). strict: a sample of the
+    data folder that its reader skips is an error (else one line through ``log``).
     """
     ckpt = Path(ckpt)
     if fmt not in FORMATS:
@@ -158,7 +165,7 @@ def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, i
         crops, where = calib_data, f"{len(calib_data)} given crops"
     elif calib_data is not None:
         # data folders: crops cut like training's evaluation crops
-        crops = load_crops(calib_data, size, margin, schema, num=num_check, split="test")[0]
+        crops = load_crops(calib_data, size, margin, schema, num=num_check, split="test", strict=strict, log=log)[0]
         where = f"{len(crops)} crops of {calib_data}"
     else:
         crops, where = random_crops(num_check, size), f"{num_check} random uint8 crops (no --data given)"
@@ -167,15 +174,16 @@ def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, i
         raise DataError(f"parity crops must be uint8 (N, 3, {size}, {size}), got {crops.dtype} {crops.shape}")
 
     def quantise(tmp: Path, result: ExportResult) -> None:
-        q_tmp = temp_path(out.with_name(f"{out.stem}.int8{out.suffix}"))
+        work = temp_path(out.with_name(f"{out.stem}.int8"))  # a folder for the quantiser's files
+        work.mkdir()
         try:
-            q = quantize_onnx(tmp, q_tmp, calib_data, schema, margin=margin, num_calib=num_calib,
-                              activations=int8_activations, log=log)
+            q = quantize_onnx(tmp, work / out.name, calib_data, schema, margin=margin, num_calib=num_calib,
+                              activations=int8_activations, strict=strict, log=log)
             result.int8, result.float_bytes = True, tmp.stat().st_size
             result.nme_float, result.nme_int8 = q["nme_float"], q["nme_int8"]
-            q_tmp.replace(tmp)
+            (work / out.name).replace(tmp)
         finally:
-            q_tmp.unlink(missing_ok=True)
+            shutil.rmtree(work, ignore_errors=True)
         result.metadata = read_metadata(tmp)
 
     result = write_checked(deploy, out, fmt, crops, build_metadata(info, deploy, source=ckpt), opset=opset,

@@ -19,7 +19,7 @@ import numpy as np
 
 from distill.deploy.predictor import Face, LandmarkPredictor, box_from_pts, face_detector
 from distill.errors import DataError
-from distill.io import IMAGE_SUFFIXES, atomic_write_text, read_image, temp_path, write_image
+from distill.io import IMAGE_SUFFIXES, atomic_write_text, read_image, remove_stale_temps, temp_path, write_image
 
 
 def draw_faces(image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
@@ -51,15 +51,21 @@ def _boxes_for(image_path: Path, box, pts) -> list | None:
 
 def predict_path(model: str | Path, source: str | Path, box: np.ndarray | None = None, pts=None,
                  out: str | Path | None = None, json_out: str | Path | None = None, threads: int | None = None,
-                 smoothing=None, log=print):
+                 smoothing=None, strict: bool = False, log=print):
     """Run ``distill predict``: an image, a folder of images or a video -> overlay(s) and JSON.
 
     JSON (0-based image px): {"image", "model", "faces": [{"box", "points", "confidence"}]} for an
     image; a list of those for a folder; for a video, a list with "frame": n in each entry. Returns it.
+    A folder's unreadable image (or one whose box is bad) is reported, kept in the JSON with an "error"
+    and no faces, and skipped; ``strict`` stops at it instead. The JSON of what was done is written
+    either way. Overlays keep their image's file name.
     """
     source = Path(source)
     if not source.exists():
         raise DataError(f"{source}: not found")
+    for target in (out, json_out):
+        if target is not None:  # temp files a killed predict left beside its outputs
+            remove_stale_temps(Path(target) if Path(target).is_dir() else Path(target).parent)
     predictor = LandmarkPredictor(model, threads=threads, smoothing=smoothing)
     if box is None and pts is None:
         name = face_detector()[0]
@@ -68,20 +74,37 @@ def predict_path(model: str | Path, source: str | Path, box: np.ndarray | None =
             "one): the whole image is taken as one face; pass --box or --pts for other images")
 
     def entry(image, faces, **extra) -> dict:
+        bad = sum(int((~np.isfinite(f.points).all(axis=-1)).sum()) for f in faces)
+        if bad:
+            log(f"{image}: the model gave {bad} non-finite point(s); the JSON has null for them")
         return {"image": str(image), "model": str(model), **extra, "faces": [f.to_json() for f in faces]}
 
     if source.is_dir():
         images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise DataError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
-        result = []
-        for path in images:
-            image = read_image(path)
-            faces = predictor.predict(image, _boxes_for(path, box, pts))
-            result.append(entry(path, faces))
-            if out is not None:
-                write_image(Path(out) / f"{path.stem}.png", draw_faces(image, faces))
-        log(f"{len(images)} images, {sum(len(r['faces']) for r in result)} faces")
+        result, skipped = [], 0
+        try:
+            for path in images:
+                try:
+                    image = read_image(path)
+                    faces = predictor.predict(image, _boxes_for(path, box, pts))
+                except DataError as e:
+                    if strict:
+                        raise
+                    skipped += 1
+                    log(f"skipped {e}")
+                    result.append({**entry(path, []), "error": str(e)})
+                    continue
+                result.append(entry(path, faces))
+                if out is not None:
+                    write_image(Path(out) / path.name, draw_faces(image, faces))
+        finally:
+            if json_out is not None:  # what was done, even when a strict run stops part-way
+                _write_json(json_out, result)
+        log(f"{len(images)} images, {sum(len(r['faces']) for r in result)} faces"
+            + (f", {skipped} skipped (unreadable image or bad box)" if skipped else ""))
+        return result
     elif source.suffix.lower() in VIDEO_SUFFIXES:
         result = _predict_video(predictor, source, box, out, entry, log)
     else:
@@ -92,8 +115,13 @@ def predict_path(model: str | Path, source: str | Path, box: np.ndarray | None =
             write_image(out, draw_faces(image, faces))
         log(f"{source}: {len(faces)} face(s)")
     if json_out is not None:
-        atomic_write_text(json_out, json.dumps(result, indent=1))
+        _write_json(json_out, result)
     return result
+
+
+def _write_json(path, value) -> None:
+    """The predict JSON, atomically; strict JSON (Face.to_json already turned NaN into null)."""
+    atomic_write_text(path, json.dumps(value, indent=1, allow_nan=False))
 
 
 def _predict_video(predictor: LandmarkPredictor, source: Path, box, out, entry, log) -> list[dict]:

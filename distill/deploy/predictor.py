@@ -38,8 +38,11 @@ class Face:
     confidence: np.ndarray  # (K,)
 
     def to_json(self) -> dict:
-        return {"box": [float(v) for v in self.box], "points": self.points.astype(float).tolist(),
-                "confidence": self.confidence.astype(float).tolist()}
+        """Plain JSON values; a non-finite number (a model's NaN) becomes null, never a bare NaN."""
+        def plain(a: np.ndarray):
+            return np.where(np.isfinite(a), a.astype(float), None).tolist()
+
+        return {"box": plain(np.asarray(self.box)), "points": plain(self.points), "confidence": plain(self.confidence)}
 
 
 # ----------------------------------------------------------------------------- face boxes

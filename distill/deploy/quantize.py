@@ -48,6 +48,7 @@ from distill.deploy.module import INPUT_NAME
 from distill.deploy.onnx_compact import compact
 from distill.deploy.runtime import load_crops, ort_session, random_crops, raw_metadata, run_ort, set_onnx_metadata
 from distill.errors import DataError
+from distill.io import temp_path
 from distill.metrics import LandmarkNME
 
 QUANTISED_OPS = ["Conv", "Gemm"]
@@ -117,7 +118,8 @@ def drop_zero_zero_points(model) -> int:
 
 
 def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: LandmarkSchema, margin: float,
-                  num_calib: int = 64, num_val: int = 200, activations: str = "uint8", log=print) -> dict:
+                  num_calib: int = 64, num_val: int = 200, activations: str = "uint8", strict: bool = False,
+                  log=print) -> dict:
     """Quantise ``float_path`` into ``out_path`` -> {"path", "bytes_float", "bytes_int8", "nme_float",
     "nme_int8"}; NMEs are None unless ``calib_data`` is a data folder. activations: "uint8" or "uint16"
     (see the module docstring)."""
@@ -136,14 +138,14 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
     if isinstance(calib_data, np.ndarray):
         calib, source = calib_data[:num_calib], f"{min(num_calib, len(calib_data))} given crops"
     elif calib_data is not None:
-        calib = load_crops(calib_data, size, margin, schema, num=num_calib, split="train")[0]
+        calib = load_crops(calib_data, size, margin, schema, num=num_calib, split="train", strict=strict, log=log)[0]
         source = f"{len(calib)} training crops of {calib_data}"
     else:
         calib, source = random_crops(num_calib, size, seed=1), f"{num_calib} random crops (no --data: ranges are rough)"
     # ORT's recommended pre-pass (graph optimisation + ONNX shape inference) so Conv/BN/ReLU patterns are
     # fused before ranges are taken; its symbolic shape inference cannot follow the decoder's reshapes,
     # and the ONNX shape inference it falls back to is enough here.
-    pre = out_path.with_name(f".{out_path.stem}.pre.onnx")
+    pre = temp_path(out_path.with_name(f"{out_path.stem}.pre{out_path.suffix}"))
     try:
         # names with a suffix first: the quantiser makes names unique by appending digits, which can
         # produce another compacted name ("_7" -> "_70") and a graph ONNX Runtime refuses to load
@@ -181,7 +183,8 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
     log(f"int8: {result['bytes_float'] / 1024:.1f} KiB -> {result['bytes_int8'] / 1024:.1f} KiB "
         f"({result['bytes_int8'] / result['bytes_float']:.2f}x), calibrated on {source}")
     if isinstance(calib_data, (str, Path)):
-        crops, target, norm = load_crops(calib_data, size, margin, schema, num=num_val, split="test")
+        crops, target, norm = load_crops(calib_data, size, margin, schema, num=num_val, split="test", strict=strict,
+                                         log=log)
         result["nme_float"] = _nme(run_ort(ort_session(float_path), crops)[0], target, norm, schema)
         result["nme_int8"] = _nme(run_ort(session_q, crops)[0], target, norm, schema)
         log(f"int8: NME {100 * result['nme_float']:.3f}% (fp32) -> {100 * result['nme_int8']:.3f}% (int8), "

@@ -20,6 +20,7 @@ crops at two batch sizes (export checks every file it writes this way).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,11 +31,11 @@ import torch
 from distill import __version__
 from distill.checkpoint import load_model, schema_from_plain
 from distill.data.dataset import LandmarkDataset
-from distill.data.formats import load_samples
+from distill.data.formats import BadSample, load_samples
 from distill.data.schema import SCHEMAS, LandmarkSchema
 from distill.data.transforms import DEFAULT_MARGIN
 from distill.deploy.module import INPUT_NAME, OUTPUT_NAMES, DeployModule, build_metadata
-from distill.errors import DataError, ExportError
+from distill.errors import DataError, ExportError, first_line
 
 TORCHSCRIPT_META = "distill_metadata.json"   # the metadata file inside a TorchScript archive
 
@@ -51,7 +52,7 @@ def ort_session(path: str | Path, threads: int | None = None):
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # InvalidProtobuf, Fail, NoSuchFile: all mean "not a model we can run"
-        raise DataError(f"{path}: ONNX Runtime cannot load it ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+        raise DataError(f"{path}: ONNX Runtime cannot load it ({type(e).__name__}: {first_line(e, 160)})") from None
 
 
 def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, str]:
@@ -60,7 +61,7 @@ def load_torchscript(path: str | Path) -> tuple[torch.jit.ScriptModule, str]:
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as e:  # a foreign or corrupt archive
-        raise DataError(f"{path}: not a TorchScript file ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        raise DataError(f"{path}: not a TorchScript file ({type(e).__name__}: {first_line(e, 120)})") from None
     if not extra[TORCHSCRIPT_META]:
         raise DataError(f"{path}: TorchScript file without distill metadata (was it written by `distill export`?)")
     return module.eval(), extra[TORCHSCRIPT_META]
@@ -183,9 +184,42 @@ def _ckpt_backend(path: Path, threads: int | None) -> Backend:
     return Backend(path, lambda crops: run_torch(deploy, crops), meta, schema_from_plain(info["schema"]))
 
 
+def check_metadata(path: Path, meta: dict) -> dict:
+    """The metadata's numbers within what a landmark model can be (an edited file must not make a
+    predictor allocate gigabytes); DataError naming the key otherwise."""
+    limits = {"input_size": (8, 4096), "num_points": (1, 10000)}
+    for key, (low, high) in limits.items():
+        value = meta.get(key)
+        if not isinstance(value, int) or not low <= value <= high:
+            raise DataError(f"{path}: metadata {key}={value!r} is not a model's (expected {low}..{high})")
+    margin = meta.get("crop_margin", DEFAULT_MARGIN)
+    if not (isinstance(margin, float) and math.isfinite(margin) and 0 <= margin <= 10):
+        raise DataError(f"{path}: metadata crop_margin={margin!r} is not a crop margin (expected 0..10)")
+    if len(meta.get("flip_perm", [])) != meta["num_points"]:
+        raise DataError(f"{path}: metadata flip_perm has {len(meta.get('flip_perm', []))} entries for "
+                        f"{meta['num_points']} points")
+    return meta
+
+
+def _check_shapes(path: Path, meta: dict, image: list, points: list, confidence: list) -> None:
+    """The graph's (or a probe's) shapes against the metadata: image (B, 3, S, S), points (B, K, 2),
+    confidence (B, K); symbolic sizes (a name instead of a number) are not compared."""
+    s, k = meta["input_size"], meta["num_points"]
+    for what, got, want in (("input image", image, [None, 3, s, s]), ("output points", points, [None, k, 2]),
+                            ("output confidence", confidence, [None, k])):
+        if len(got) != len(want) or any(isinstance(g, int) and w is not None and g != w for g, w in zip(got, want)):
+            raise DataError(f"{path}: {what} has shape {list(got)}, the metadata (input_size {s}, num_points {k}) "
+                            f"says {['B' if w is None else w for w in want]}")
+
+
 def _onnx_backend(path: Path, threads: int | None) -> Backend:
-    meta = read_metadata(path)  # first: a corrupt file fails here with a clear message
+    meta = check_metadata(path, read_metadata(path))  # first: a corrupt file fails here with a clear message
     session = ort_session(path, threads)
+    inputs, outputs = session.get_inputs(), {o.name: o for o in session.get_outputs()}
+    if [i.name for i in inputs] != [INPUT_NAME] or not set(OUTPUT_NAMES) <= set(outputs):
+        raise DataError(f"{path}: the graph takes {[i.name for i in inputs]} and gives {list(outputs)}, not "
+                        f"{INPUT_NAME!r} -> {', '.join(OUTPUT_NAMES)} (was it written by `distill export`?)")
+    _check_shapes(path, meta, inputs[0].shape, outputs["points"].shape, outputs["confidence"].shape)
     return Backend(path, lambda crops: run_ort(session, crops), meta, schema_from_metadata(meta))
 
 
@@ -193,7 +227,10 @@ def _torchscript_backend(path: Path, threads: int | None) -> Backend:
     if threads:
         torch.set_num_threads(threads)
     module, raw = load_torchscript(path)
-    meta = parse_metadata(json.loads(raw))
+    meta = check_metadata(path, parse_metadata(json.loads(raw)))
+    s = meta["input_size"]
+    points, confidence = run_torch(module, np.zeros((1, 3, s, s), np.uint8))  # no shapes in the file: a probe
+    _check_shapes(path, meta, [1, 3, s, s], list(points.shape), list(confidence.shape))
     return Backend(path, lambda crops: run_torch(module, crops), meta, schema_from_metadata(meta))
 
 
@@ -224,23 +261,30 @@ def random_crops(num: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 def load_crops(data: str | Path, size: int, margin: float, schema: LandmarkSchema, num: int = 64,
-               split: str | None = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               split: str | None = "test", strict: bool = False,
+               log=print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Evaluation crops of a data folder -> (crops (N, 3, S, S) uint8, points (N, K, 2) crop px, norm (N,)).
 
     Cut by training's own LandmarkDataset without augmentation (same box rule, margin, normaliser).
     ``num`` samples are drawn evenly from ``split``; a folder without that split gives all its samples.
+    Skipped samples are one line through ``log``, an error with ``strict``.
     """
     data = Path(data)
     if not data.exists():
         raise DataError(f"{data}: data folder not found")
     try:
-        samples, _ = load_samples("auto", data, schema=schema, split=split)
-    except DataError:
+        samples, report = load_samples("auto", data, schema=schema, split=split, strict=strict)
+    except BadSample:
+        raise
+    except DataError:  # the folder has no such split: all of it is used
         samples = []
     if not samples:
-        samples, _ = load_samples("auto", data, schema=schema, split=None)
+        split = None
+        samples, report = load_samples("auto", data, schema=schema, split=None, strict=strict)
     if not samples:
-        raise DataError(f"{data}: no annotated images found")
+        raise DataError(f"{data}: no annotated images found ({report.summary()})")
+    if report.skipped:
+        log(f"{data}{'' if split is None else f' ({split})'}: {report.summary()}")
     pick = np.linspace(0, len(samples) - 1, num=min(num, len(samples))).round().astype(int)
     dataset = LandmarkDataset([samples[i] for i in pick], schema, size, margin=margin)
     items = [dataset.crop(i) for i in range(len(dataset))]

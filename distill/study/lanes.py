@@ -20,7 +20,7 @@ from pathlib import Path
 
 import lightning as L
 
-from distill.errors import TrainingError
+from distill.errors import TrainingError, first_line
 from distill.io import atomic_write_text
 
 
@@ -61,7 +61,7 @@ def _lane(job, names: list[str], ckpts: dict[str, Path], queue) -> None:
             queue.put(("finishing", name, 0))
             queue.put(("done", name, job.finish(name, ckpts[name], threads=1)))
     except BaseException as e:  # noqa: BLE001 -- whatever it was, the parent must hear of it
-        queue.put(("error", name, (stage, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+        queue.put(("error", name, (stage, f"{type(e).__name__}: {first_line(e)}",
                                    traceback.format_exc())))
     queue.put(("lane_end", name, 0))
 

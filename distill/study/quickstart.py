@@ -32,7 +32,7 @@ from distill.deploy.predictor import LandmarkPredictor
 from distill.deploy.runtime import load_backend
 from distill.errors import ConfigError
 from distill.evaluate import predict_samples
-from distill.io import atomic_write_text, read_image, write_image
+from distill.io import atomic_write_text, read_image, remove_stale_temps, write_image
 from distill.metrics import LandmarkNME, frame_jitter, plot_ced, stability_std
 from distill.models.facts import model_facts
 from distill.study.lanes import default_jobs, run_lanes
@@ -145,6 +145,7 @@ def quickstart(out: str | Path = "quickstart_out", budget: str | Budget = "small
         raise ConfigError(f"--budget {budget!r}: use one of {', '.join(BUDGETS)}")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)  # a killed study's half-written state file
     console = Console()
     state = State(out / "quickstart_state.json")
     started = time.time() - float(state.data.get("elapsed_s", 0.0))
@@ -158,7 +159,7 @@ def quickstart(out: str | Path = "quickstart_out", budget: str | Budget = "small
     if not state.done("data"):
         console.print(f"[bold]data[/bold]: SynthFace {b.num_train} train / {b.num_test} test / stability x{b.stability}")
         generate(data_root, num=b.num_train, seed=0, size=128, workers=2, num_test=b.num_test,
-                 stability=b.stability, progress=progress)
+                 stability=b.stability, progress=progress, overwrite=True)  # the study owns its data folder
         state.mark("data")
 
     # ------------------------------------------------------------------ train -> export -> evaluate

@@ -11,7 +11,9 @@ recipe.yaml and run.json, point ``latest`` at the run -> fit with Lightning -> w
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -20,12 +22,12 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
 from distill import models
-from distill.checkpoint import load_model
-from distill.config import RecipeConfig, checkpoints_root, load_recipe, recipe_to_dict, recipe_to_yaml
+from distill.checkpoint import load_checkpoint_dict, load_model
+from distill.config import RecipeConfig, checkpoints_root, get_dotted, load_recipe, recipe_to_dict, recipe_to_yaml
 from distill.data.datamodule import LandmarkDataModule
 from distill.data.synthface import generate
-from distill.errors import ConfigError
-from distill.io import atomic_write_json, atomic_write_text
+from distill.errors import ConfigError, first_line
+from distill.io import atomic_write_json, atomic_write_text, remove_stale_temps
 from distill.training import runs
 from distill.training.alignment import stage1_aligner
 from distill.training.common import LandmarkModule
@@ -84,7 +86,7 @@ def build_model(cfg: RecipeConfig, schema) -> torch.nn.Module:
             model.load_state_dict(init.state_dict())
         except RuntimeError as e:
             raise ConfigError(f"key 'distill.student_init': {path} does not fit model {cfg.model.name} "
-                              f"{cfg.model.args} ({str(e).splitlines()[0]})") from None
+                              f"{cfg.model.args} ({first_line(e)})") from None
     return model
 
 
@@ -136,16 +138,21 @@ class SaveLast(Checkpoint):
     def __init__(self, path: Path, every_n_steps: int = 0):
         self.path, self.every = Path(path), int(every_n_steps)
 
+    def save(self, trainer) -> None:
+        trainer.save_checkpoint(self.path, weights_only=False)
+        if trainer.global_rank == 0:  # `latest` names only runs that saved a checkpoint
+            runs.set_latest(self.path.parent)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.every and trainer.global_step % self.every == 0:
-            trainer.save_checkpoint(self.path, weights_only=False)
+            self.save(trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking and trainer.state.fn == "fit":
-            trainer.save_checkpoint(self.path, weights_only=False)
+            self.save(trainer)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        trainer.save_checkpoint(self.path, weights_only=False)
+        self.save(trainer)
         if trainer.global_rank == 0:  # inside the training process, so also right under ddp_spawn
             write_metrics(trainer, self.path.parent)
 
@@ -195,23 +202,38 @@ def make_trainer(cfg: RecipeConfig, run_dir: Path, callbacks=()) -> L.Trainer:
 
 
 # ----------------------------------------------------------------------------- the entry points
-def resolve(recipe: str | Path | RecipeConfig, overrides=()) -> tuple[RecipeConfig, Path | None]:
-    """The recipe to run and, with resume=true, the run folder to continue (its recipe.yaml + overrides)."""
+# What a resumed run may not change without resume_force: the data it learns from and the model it is.
+RESUME_GUARDED = ("task", "data.format", "data.root", "data.schema", "data.target_schema", "data.crop_size",
+                  "data.heatmap_size", "data.train_split", "data.val_split", "model.name", "model.args",
+                  "teacher.ckpt")
+
+
+def resolve(recipe: str | Path | RecipeConfig, overrides=()) -> tuple[RecipeConfig, Path | None, dict]:
+    """The recipe to run and, with resume=true, the run folder to continue (its recipe.yaml + overrides)
+    and what the overrides change of the run's record ({key: [recorded, now]}, only with resume_force)."""
     cfg = load_recipe(recipe, overrides)
     if not cfg.resume:
-        return cfg, None
+        return cfg, None, {}
     root = checkpoints_root(cfg)
     run_dir = (runs.recipe_dir(root, cfg.name) / cfg.output.run_name) if cfg.output.run_name else runs.latest_run(root, cfg.name)
     if run_dir is None or not (run_dir / "last.ckpt").is_file():
         raise ConfigError(f"key 'resume': no run of {cfg.name} with a last.ckpt under {runs.recipe_dir(root, cfg.name)}")
+    recorded = load_recipe(run_dir / "recipe.yaml")
     stored = load_recipe(run_dir / "recipe.yaml", list(overrides))
-    return stored, run_dir
+    changes = {k: [get_dotted(recorded, k), get_dotted(stored, k)] for k in RESUME_GUARDED
+               if get_dotted(recorded, k) != get_dotted(stored, k)}
+    if changes and not stored.resume_force:
+        key, (was, now) = next(iter(changes.items()))
+        raise ConfigError(f"key '{key}': run {run_dir} was trained with {was!r}, this start asks for {now!r}; "
+                          "resuming would mix the two (start a new run, or pass resume_force=true to continue "
+                          "anyway: the change is recorded in run.json)")
+    return stored, run_dir, changes
 
 
 def train(recipe: str | Path | RecipeConfig, overrides=(), *, dry_run: bool = False, callbacks=()) -> Path:
     """Train a recipe -> the run folder. ``dry_run`` builds data, model and teacher, runs one batch
     through the losses and returns the (empty) run folder path it would have used, without training."""
-    cfg, run_dir = resolve(recipe, overrides)
+    cfg, run_dir, changes = resolve(recipe, overrides)
     # recipe.yaml and run.json are written into the run folder before Lightning's checkpoint callback sees it
     warnings.filterwarnings("ignore", message=r".*exists and is not empty")
     if cfg.trainer.num_threads > 0:
@@ -219,23 +241,49 @@ def train(recipe: str | Path | RecipeConfig, overrides=(), *, dry_run: bool = Fa
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     prepare_data(cfg)
     dm = build_datamodule(cfg)
+    for split, report in dm.reports.items():
+        if report.skipped:
+            print(f"distill: {split} data ({cfg.data.root or cfg.data.unlabelled_root}): {report.summary()}")
     module = build_module(cfg, dm.schema)
     root = checkpoints_root(cfg)
+    digest = data_hash(dm)
+    if run_dir is not None:
+        load_checkpoint_dict(run_dir / "last.ckpt")  # a damaged last.ckpt: one clear error, before anything runs
+        record = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+        if record.get("data_hash") not in (None, digest):
+            changes["data_hash"] = [record["data_hash"], digest]
+            if not cfg.resume_force:
+                raise ConfigError(f"key 'resume': the data under {cfg.data.root} is not what run {run_dir} was "
+                                  f"trained on (content hash {record['data_hash']}, now {digest}); start a new run, "
+                                  "or pass resume_force=true to continue anyway (recorded in run.json)")
     if dry_run:
         batch = next(iter(dm.train_dataloader()))
         terms = module.losses(batch)
         print("dry run: " + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items()))
         return runs.recipe_dir(root, cfg.name)
 
+    reports = {split: r.to_dict() for split, r in dm.reports.items()}
+    remove_stale_temps(runs.recipe_dir(root, cfg.name))  # e.g. a `latest` link half-swapped by a killed run
     resuming = run_dir is not None
-    if not resuming:
+    if resuming:
+        remove_stale_temps(run_dir)  # what a killed run of it left half-written
+        if changes:
+            runs.record_resume(run_dir, changes, reports)
+    else:
         run_dir = runs.new_run_dir(root, cfg.name, cfg.output.run_name)
         atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(cfg))
-        atomic_write_json(run_dir / "run.json", runs.run_record(recipe_to_dict(cfg), cfg.seed, data_hash(dm)))
-    runs.set_latest(run_dir)
-    trainer = make_trainer(cfg, run_dir, callbacks)
-    trainer.fit(module, datamodule=dm, ckpt_path=str(run_dir / "last.ckpt") if resuming else None,
-                weights_only=True if resuming else None)
+        atomic_write_json(run_dir / "run.json", runs.run_record(recipe_to_dict(cfg), cfg.seed, digest,
+                                                                {"data_report": reports}))
+    trainer = None
+    try:
+        trainer = make_trainer(cfg, run_dir, callbacks)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(run_dir / "last.ckpt") if resuming else None,
+                    weights_only=True if resuming else None)
+    except BaseException:
+        # a run that could not start (nothing trained, nothing saved) leaves no folder behind
+        if not resuming and (trainer is None or trainer.global_step == 0) and not any(run_dir.glob("*.ckpt")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 

@@ -9,8 +9,10 @@ killed run never leaves a half-written record or checkpoint that a later run wou
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 from importlib import metadata
@@ -20,7 +22,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from distill.errors import ConfigError
-from distill.io import atomic_write_text, temp_path
+from distill.io import atomic_write_json, atomic_write_text, temp_path
 
 LATEST = "latest"
 
@@ -43,11 +45,18 @@ def recipe_dir(root: Path, recipe_name: str) -> Path:
 
 
 def new_run_dir(root: Path, recipe_name: str, run_name: str = "") -> Path:
-    """A fresh run folder (a timestamp name unless given; -1, -2... if it already exists)."""
+    """A fresh run folder (a timestamp name unless given; -1, -2... if it already exists). A named folder
+    that already holds a checkpoint is refused (resume=true continues it); one that holds none, a start
+    that never saved, is emptied and reused."""
     base = recipe_dir(root, recipe_name)
     if run_name:
         run = base / run_name
-        run.mkdir(parents=True, exist_ok=True)
+        if any(run.glob("*.ckpt")):
+            raise ConfigError(f"key 'output.run_name': run {run} exists and has checkpoints; pass resume=true to "
+                              "continue it, or name another run")
+        if run.is_dir():
+            shutil.rmtree(run)
+        run.mkdir(parents=True)
         return run
     name, i = time.strftime("%Y%m%d-%H%M%S"), 0
     base.mkdir(parents=True, exist_ok=True)
@@ -122,6 +131,15 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def record_resume(run_dir: Path, changes: dict, data_report: dict) -> None:
+    """Append a resume that changed the run's data or model (``resume_force``) to run.json's "resumes"."""
+    path = run_dir / "run.json"
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    record.setdefault("resumes", []).append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "changes": changes,
+                                             "data_report": data_report})
+    atomic_write_json(path, record)
 
 
 def run_record(recipe: dict, seed: int, data_hash: str, extra: dict | None = None) -> dict:

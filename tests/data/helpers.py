@@ -30,11 +30,15 @@ def random_points(n: int, width: float, height: float, seed: int = 0) -> np.ndar
     return (rng.random((n, 2)) * [width - 1, height - 1]).astype(np.float32)
 
 
-def write_pts_text(path: Path, points: np.ndarray, newline: str = "\n", sep: str = " ") -> None:
-    """A .pts written by hand (1-based), to control line endings and spacing."""
+def pts_text(points: np.ndarray, newline: str = "\n", sep: str = " ") -> str:
+    """The text of a .pts file written by hand (1-based), to control line endings and spacing."""
     rows = "".join(f"{x + 1:.3f}{sep}{y + 1:.3f}{newline}" for x, y in np.asarray(points, np.float64))
+    return f"version: 1{newline}n_points:  {len(points)}{newline}{{{newline}{rows}}}{newline}"
+
+
+def write_pts_text(path: Path, points: np.ndarray, newline: str = "\n", sep: str = " ") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(f"version: 1{newline}n_points:  {len(points)}{newline}{{{newline}{rows}}}{newline}".encode())
+    path.write_bytes(pts_text(points, newline, sep).encode())
 
 
 # ----------------------------------------------------------------------------- 300W / folders

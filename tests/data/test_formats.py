@@ -187,15 +187,21 @@ def test_each_bad_sample_raises_with_its_file(tmp_path, stem, message):
     assert stem in str(e.value) and message in str(e.value)
 
 
-def test_validate_images_decodes(tmp_path):
-    write_image(tmp_path / "a.png")
-    write_pts(tmp_path / "a.pts", random_points(68, 8, 8))
-    write_image(tmp_path / "b.png")
-    (tmp_path / "b.png").write_bytes((tmp_path / "b.png").read_bytes()[:40])  # valid header, cut data
-    write_pts(tmp_path / "b.pts", random_points(68, 8, 8))
-    assert len(load_samples("300w", tmp_path)[0]) == 2  # the cheap scan cannot tell
+def test_truncated_images_are_skipped_by_the_scan_and_damaged_ones_by_validation(tmp_path):
+    for name in ("a", "cut", "damaged"):
+        write_image(tmp_path / f"{name}.png", width=32, height=32)
+        write_pts(tmp_path / f"{name}.pts", random_points(68, 8, 8))
+    data = (tmp_path / "cut.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[:len(data) // 2])  # valid header, cut short: the scan sees it
+    data = bytearray((tmp_path / "damaged.png").read_bytes())
+    at = data.index(b"IDAT") + 10
+    data[at:at + 20] = bytes(20)  # compressed pixels wrecked, the file whole: only a decode can tell
+    (tmp_path / "damaged.png").write_bytes(bytes(data))
+    samples, report = load_samples("300w", tmp_path)
+    assert len(samples) == 2 and report.reasons == {"truncated image": 1} and "cut.png" in report.summary()
     samples, report = load_samples("300w", tmp_path, validate_images=True)
-    assert len(samples) == 1 and report.reasons == {"unreadable image": 1} and report.total == 2
+    assert [s.image_path.name for s in samples] == ["a.png"] and report.total == 3
+    assert report.reasons == {"truncated image": 1, "unreadable image": 1}
 
 
 def test_read_folder_pts_and_json(tmp_path):
@@ -319,7 +325,7 @@ def test_wflw_sidecar_uses_visibility98(tmp_path):
     (lambda t: t[:7] + ["x1"] + t[8:], "field 8 'x1' is not a number"),
     (lambda t: t[:7] + ["nan"] + t[8:], "NaN"),
     (lambda t: t[:200] + ["2"] + t[201:], "pose flag must be 0 or 1"),
-    (lambda t: t[:206] + ["missing.jpg"], "missing.jpg not found"),
+    (lambda t: t[:206] + ["missing.jpg"], "missing.jpg: image not found"),
     (lambda t: t[:196] + ["5", "5", "1", "1"] + t[200:], "no area"),
     (lambda t: t[:206] + ["1.0"] + t[206:], "has 209 fields"),  # the path has a space
 ])

@@ -6,7 +6,7 @@ import pytest
 
 from distill.cli import main
 from distill.data.dataset import LandmarkDataset
-from distill.data.formats import Sample
+from distill.data.formats import Sample, ScanReport
 from distill.data.show import HIDDEN, SECOND, VISIBLE, draw_grid, show_dataset
 from distill.errors import DataError
 
@@ -64,7 +64,7 @@ def test_cli_data_show(tmp_path, monkeypatch):
 
     def fake_load_samples(fmt, path, schema=None, split=None, strict=False, images_root=None):
         seen.update(fmt=fmt, path=path, schema=schema)
-        return samples, None
+        return samples, ScanReport(total=len(samples))
 
     monkeypatch.setattr("distill.data.show.load_samples", fake_load_samples)
     out = tmp_path / "cli.png"
@@ -83,7 +83,7 @@ def test_cli_data_show_says_why_nothing_loaded(tmp_path, capsys):
 
 def test_cli_unwritable_output_is_one_line(tmp_path, monkeypatch, capsys):
     samples = make_samples(tmp_path, 2)
-    monkeypatch.setattr("distill.data.show.load_samples", lambda *a, **k: (samples, None))
+    monkeypatch.setattr("distill.data.show.load_samples", lambda *a, **k: (samples, ScanReport(total=len(samples))))
     blocker = tmp_path / "file"
     blocker.write_text("")
     # the output's parent is a file: an OSError, reported as one line with exit code 2 (no traceback)

@@ -140,3 +140,15 @@ def test_export_cascade_is_one_contract_onnx_graph(tmp_path):
     with torch.no_grad():
         crop_pts = model.forward_stages(to_tensor(warp(image, m, 64))[None])["points"][0].double().numpy()
     np.testing.assert_allclose(face.points, apply_affine(invert_affine(m), crop_pts), atol=1e-3)
+
+
+def test_export_clears_what_killed_exports_left_beside_its_output(ckpts, tmp_path):
+    import subprocess
+
+    done = subprocess.Popen(["true"])
+    done.wait()  # a pid no process has now
+    stale = [tmp_path / f".m.{done.pid}.tmp.onnx", tmp_path / f".m.int8.{done.pid}.tmp"]
+    stale[0].write_bytes(b"half a graph")
+    stale[1].mkdir()
+    export(ckpts["convdw_tiny"][0], "onnx", tmp_path / "m.onnx", log=lambda *a: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]

@@ -55,7 +55,7 @@ def test_predict_folder_and_video(models, photo, tmp_path):
                  str(tmp_path / "over"), "--json", str(tmp_path / "d.json")]) == 0
     entries = json.loads((tmp_path / "d.json").read_text())
     assert [e["image"] for e in entries] == [str(folder / "a.png"), str(folder / "b.jpg")]
-    assert sorted(p.name for p in (tmp_path / "over").iterdir()) == ["a.png", "b.png"]
+    assert sorted(p.name for p in (tmp_path / "over").iterdir()) == ["a.png", "b.jpg"]  # the image's own name
 
     video = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (160, 120))

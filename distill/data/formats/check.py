@@ -4,25 +4,25 @@ A data set scan must fail early and say where: a missing image found at epoch 3 
 So each reader hands every candidate to :func:`scan`, which either raises the first problem
 (``strict=True``) or skips the sample and counts the reason in a :class:`ScanReport`.
 
-Images are checked cheaply at scan time: the file exists, is not empty, and starts with a known
-image signature; PNG, JPEG, PPM/PGM and BMP headers also give the size, which bounds the
-coordinates. A full decode of every image is not done here (3,837 decodes for 300W): pass
-``validate_images=True`` to ``load_samples`` for that, or let the Dataset raise when OpenCV
-cannot decode a file.
+Images are checked cheaply at scan time by the library's one image rule (``distill.io.image_problem``):
+the file exists, is not empty, starts with a known image signature and is not cut short; PNG, JPEG,
+PPM/PGM and BMP headers also give the size, which bounds the coordinates. The Dataset reads images
+through the same rule, so a file the scan kept is not refused later for the same reason. A full
+decode of every image is not done here (3,837 decodes for 300W): pass ``validate_images=True`` to
+``load_samples`` for that.
 """
 
 from __future__ import annotations
 
-import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar, Iterable
 
-import cv2
 import numpy as np
 
 from distill.errors import DataError
+from distill.io import image_problem, read_image
 
 # Coordinates beyond these bounds are annotation bugs, not faces: 10x the image size (or minus
 # the image size), and, when the size is unknown at scan time, this many pixels.
@@ -40,30 +40,41 @@ class BadSample(DataError):
 
 @dataclass
 class ScanReport:
-    """How many candidate samples a scan saw, how many it skipped, and why."""
+    """How many candidate samples a scan saw, how many it skipped, and why: every skipped sample with its
+    reason and the message that names its file (and line)."""
 
     total: int = 0
     skipped: int = 0
     reasons: Counter = field(default_factory=Counter)
-    examples: list[str] = field(default_factory=list)
+    skips: list[dict] = field(default_factory=list)  # {"reason": ..., "message": ...} per skipped sample
 
-    MAX_EXAMPLES: ClassVar[int] = 10
+    SHOWN: ClassVar[int] = 3  # skipped samples a summary line names
 
     @property
     def kept(self) -> int:
         return self.total - self.skipped
 
+    @property
+    def examples(self) -> list[str]:
+        return [s["message"] for s in self.skips]
+
     def skip(self, err: BadSample) -> None:
         self.skipped += 1
         self.reasons[err.reason] += 1
-        if len(self.examples) < self.MAX_EXAMPLES:
-            self.examples.append(str(err))
+        self.skips.append({"reason": err.reason, "message": str(err)})
 
     def summary(self) -> str:
+        """One line: kept / skipped by reason, and the first few skipped samples with their files."""
         if not self.skipped:
             return f"{self.total} samples, none skipped"
         why = ", ".join(f"{reason}: {n}" for reason, n in self.reasons.most_common())
-        return f"kept {self.kept} of {self.total} samples, skipped {self.skipped} ({why})"
+        first = "; ".join(self.examples[: self.SHOWN]) + ("; ..." if self.skipped > self.SHOWN else "")
+        return f"kept {self.kept} of {self.total} samples, skipped {self.skipped} ({why}); skipped: {first}"
+
+    def to_dict(self) -> dict:
+        """The whole report as plain JSON values (what run.json and `distill eval --json` record)."""
+        return {"total": self.total, "kept": self.kept, "skipped": self.skipped, "reasons": dict(self.reasons),
+                "skips": list(self.skips)}
 
 
 def scan(items: Iterable, build: Callable, strict: bool, report: ScanReport | None) -> list:
@@ -126,83 +137,20 @@ def check_box(box: np.ndarray, where: str) -> None:
 
 # ----------------------------------------------------------------------------- images
 
-_SIGNATURES = {
-    b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg", b"BM": "bmp",
-    b"P2": "pnm", b"P3": "pnm", b"P5": "pnm", b"P6": "pnm",
-    b"II*\x00": "tiff", b"MM\x00*": "tiff", b"RIFF": "webp",
-}
-
-
 def check_image(path: str | Path, where: str | None = None, decode: bool = False) -> tuple[int, int] | None:
-    """Is ``path`` a readable image? Returns (width, height) when the header says, else None.
-
-    Raises BadSample for a missing or empty file or one without a known image signature.
-    ``decode=True`` decodes the whole image with OpenCV instead (slow; catches truncated data).
+    """Is ``path`` a usable image (``distill.io.image_problem``: the one rule the whole library applies)?
+    Returns (width, height) when the header says, else None; raises BadSample naming ``where``.
+    ``decode=True`` also decodes the pixels with OpenCV (slow; catches damage inside the data).
     """
     path = Path(path)
-    where = where or str(path)
-    try:
-        nbytes = path.stat().st_size
-    except OSError:
-        raise BadSample("missing image", f"{where}: image {path} not found") from None
-    if nbytes == 0:
-        raise BadSample("unreadable image", f"{where}: image {path} is empty (0 bytes)")
+    where = f"{where}: {path}" if where and where != str(path) else str(path)
+    problem, size = image_problem(path)
+    if problem is not None:
+        raise BadSample(problem[0], f"{where}: {problem[1]}")
     if decode:
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise BadSample("unreadable image", f"{where}: OpenCV cannot decode image {path}")
-        return int(img.shape[1]), int(img.shape[0])
-    try:
-        with open(path, "rb") as f:
-            head = f.read(32)
-            kind = next((k for sig, k in _SIGNATURES.items() if head.startswith(sig)), None)
-            if kind is None:
-                raise BadSample("unreadable image",
-                                f"{where}: {path} is not a PNG/JPEG/PPM/BMP/TIFF/WebP image")
-            return _header_size(kind, head, f)
-    except OSError as e:
-        raise BadSample("unreadable image", f"{where}: cannot read image {path} ({e.strerror})") from None
-
-
-def _header_size(kind: str, head: bytes, f) -> tuple[int, int] | None:
-    """(width, height) from the file header, or None when this format's header is not parsed."""
-    try:
-        if kind == "png" and len(head) >= 24:
-            return struct.unpack(">II", head[16:24])
-        if kind == "bmp" and len(head) >= 26:
-            w, h = struct.unpack("<ii", head[18:26])
-            return abs(w), abs(h)  # negative height means a top-down bitmap
-        if kind == "pnm":
-            f.seek(0)
-            text = f.read(512).split(b"\n")
-            tokens = [t for ln in text for t in ln.split(b"#")[0].split()]
-            return int(tokens[1]), int(tokens[2])
-        if kind == "jpeg":
-            return _jpeg_size(f)
-    except (ValueError, IndexError, struct.error):
-        return None  # an odd header is not an error here; the Dataset's decode is the judge
-    return None
-
-
-def _jpeg_size(f) -> tuple[int, int] | None:
-    """Walk the JPEG markers to the first start-of-frame, seeking over every other segment."""
-    f.seek(2)
-    for _ in range(256):  # real files reach SOF within a dozen segments
-        byte = f.read(1)
-        while byte and byte != b"\xff":
-            byte = f.read(1)
-        while byte == b"\xff":
-            byte = f.read(1)
-        if not byte:
-            return None
-        marker = byte[0]
-        if marker in (0xD9, 0xDA):  # end of image / start of scan: no frame header before it
-            return None
-        if marker in (0x01, *range(0xD0, 0xD9)):  # segments without a length
-            continue
-        (length,) = struct.unpack(">H", f.read(2))
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">xHH", f.read(5))
-            return w, h
-        f.seek(length - 2, 1)
-    return None
+        try:
+            image = read_image(path)
+        except DataError:  # the file passed the rule above: only its pixels can be wrong
+            raise BadSample("unreadable image", f"{where}: OpenCV cannot decode the image") from None
+        size = (int(image.shape[1]), int(image.shape[0]))
+    return size

@@ -33,7 +33,7 @@ def read_pts(path: str | Path, num_points: int | None = None) -> np.ndarray:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = path.read_text(encoding="utf-8-sig", errors="replace")  # a BOM is not content
     except FileNotFoundError:
         raise BadSample("missing annotation", f"{path}: file not found") from None
     except OSError as e:
@@ -60,12 +60,12 @@ def read_pts(path: str | Path, num_points: int | None = None) -> np.ndarray:
         raise BadSample("truncated", f"{path}: no opening brace '{{' (truncated or not a .pts file)")
     if n_declared is None:
         raise BadSample("malformed", f"{path}: header has no n_points line")
+    body = rows[k + 1:]
+    close = next((i for i, (_, ln) in enumerate(body) if ln == "}"), None)
+    if close is None:  # before parsing: a file cut mid-line is truncated, not malformed
+        raise BadSample("truncated", f"{path}: no closing brace '}}' after {len(body)} point lines (truncated file?)")
     pts = []
-    closed = False
-    for lineno, ln in rows[k + 1:]:
-        if ln == "}":
-            closed = True
-            break
+    for lineno, ln in body[:close]:
         parts = ln.split()
         if len(parts) != 2:
             raise BadSample("malformed", f"{path}:{lineno}: expected 'x y', got {ln!r}")
@@ -76,8 +76,6 @@ def read_pts(path: str | Path, num_points: int | None = None) -> np.ndarray:
         if not (math.isfinite(x) and math.isfinite(y)):
             raise BadSample("non-finite value", f"{path}:{lineno}: coordinate is NaN or infinite: {ln!r}")
         pts.append((x - 1.0, y - 1.0))
-    if not closed:
-        raise BadSample("truncated", f"{path}: no closing brace '}}' after {len(pts)} points (truncated file?)")
     if len(pts) != n_declared:
         raise BadSample("wrong point count", f"{path}: n_points says {n_declared} but {len(pts)} points follow")
     if num_points is not None and len(pts) != num_points:
@@ -152,6 +150,13 @@ def subset_300w(relative: Path) -> str | None:
     return None
 
 
+def has_300w_splits(root: str | Path) -> bool:
+    """Whether ``root`` holds 300W's folders (afw, helen/..., lfpw/..., ibug) with .pts files, so its named
+    splits exist; a plain folder of .pts files has none (its whole content is the one split)."""
+    root = Path(root)
+    return any(subset_300w(ann.relative_to(root)) for ann, _ in walk_annotated(root, (".pts",)))
+
+
 def read_300w(root: str | Path, split: str | None = None, num_points: int | str | LandmarkSchema = 68,
               strict: bool = False, report: ScanReport | None = None) -> list[Sample]:
     """Every image under ``root`` with a sibling ``.pts``, recursively (``split=None``), or a 300W split.
@@ -214,7 +219,7 @@ def read_folder(root: str | Path, schema: str | LandmarkSchema, strict: bool = F
 
 def _read_json_annotation(path: Path) -> dict:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as e:
         raise BadSample("malformed", f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -97,7 +97,7 @@ class Sidecar:
         self.root = path.parent
         self.entries: dict[str, tuple[int, dict]] = {}  # absolute image path -> (line number, entry)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise DataError(f"{path}: cannot read ({e})") from None
         for lineno, line in enumerate(lines, 1):

@@ -19,7 +19,7 @@ WFLW_FIELDS = 2 * WFLW_POINTS + 4 + len(SUBSET_NAMES) + 1  # 207: coordinates, b
 
 def _lines(path: Path) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8").splitlines()  # splitlines also eats CRLF
+        return path.read_text(encoding="utf-8-sig").splitlines()  # splitlines also eats CRLF; -sig a BOM
     except FileNotFoundError:
         raise DataError(f"{path}: annotation file not found") from None
     except (OSError, UnicodeDecodeError) as e:

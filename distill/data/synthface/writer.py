@@ -18,8 +18,9 @@ index order from ``Pool.imap``; so the same seed gives byte-identical files for 
 are rendered in batches of ``CHUNK`` (posed together, their text made together), but every batched
 step is elementwise or one product per face, so a face's bytes do not depend on its batch either.
 Atomicity is per set: everything is written into a staging folder beside DIR and moved into place
-once complete (one rename when DIR is new), so a failure or an interrupt while rendering leaves DIR
-as it was.
+once complete (a rename; with overwrite, the old set is renamed aside first and then deleted), so a
+failure or an interrupt while rendering leaves DIR as it was, and no file of an older set survives
+beside a newer one. A killed run's staging folder is removed by the next run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import json
 import os
 import shutil
 import struct
-import uuid
 import zlib
 from dataclasses import dataclass
 from functools import partial
@@ -46,6 +46,7 @@ from distill.data.synthface.params import FLAG_RULES, HardCases, Light, sample_p
 from distill.data.synthface.render import render_faces
 from distill.data.synthface.shape import EXPRESSION, IDENTITY
 from distill.errors import DataError
+from distill.io import remove_stale_temps, temp_path
 
 GENERATOR_VERSION = "synthface-1.2"
 SPLIT_CODES = {"train": 0, "test": 1, "stability": 2}
@@ -231,15 +232,19 @@ def _write_text(path: Path, text: str) -> None:
 
 def generate(out, num: int = 1000, seed: int = 0, size: int = 128, workers: int = 2, num_test: int | None = None,
              stability: int = 0, image_format: str = "jpg", hard: HardCases = HardCases(),
-             progress: bool = True) -> Path:
+             progress: bool = True, overwrite: bool = False) -> Path:
     """Write a SynthFace set to ``out`` (layout in the module docstring) and return ``out`` as a Path.
 
     num: training faces; num_test: test faces (default num // 5); stability: K renders per static
-    stability group (0: no stability set); image_format: "png" or "jpg" (quality 95). Existing files
-    of the same names are overwritten. The set is built in a staging folder beside ``out`` and moved
-    into place only once complete: on an error or an interrupt ``out`` is left as it was.
+    stability group (0: no stability set); image_format: "png" or "jpg" (quality 95). A folder ``out``
+    that is not empty is refused unless ``overwrite``, which replaces it as a whole (no file of the old
+    set stays beside the new one). The set is built in a staging folder beside ``out`` and moved into
+    place only once complete: on an error or an interrupt ``out`` is left as it was.
     """
     out = Path(out)
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"{out}: exists and is not empty; pass overwrite=True (`--overwrite`) to replace it "
+                        "as a whole, or choose another folder")
     num_test = num // 5 if num_test is None else num_test
     for key, value, low in (("num", num, 0), ("num_test", num_test, 0), ("size", size, 32), ("workers", workers, 1),
                             ("stability", stability, 0)):
@@ -252,7 +257,8 @@ def generate(out, num: int = 1000, seed: int = 0, size: int = 128, workers: int 
     # an error or an interrupt leaves ``out`` as it was (nothing half-written), and the per-face files
     # need no temp file + rename of their own
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = out.parent / f".{out.name}.synthface-partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    remove_stale_temps(out.parent)  # the staging folders of killed runs
+    stage = temp_path(out)
     stage.mkdir()
     try:
         for s in splits:
@@ -303,24 +309,17 @@ def _render_all(setup: Setup, jobs: list[Job], workers: int, progress: bool, out
 
 
 def _publish(stage: Path, out: Path) -> None:
-    """Move the finished set from ``stage`` to ``out``: one rename when ``out`` is new (or an empty
-    folder), else file by file (os.replace, so each existing file is swapped whole), meta.json last."""
-    try:
+    """Move the finished set from ``stage`` to ``out``: one rename when ``out`` is new or an empty folder;
+    else (overwrite) the old set is renamed aside, the new one renamed in, and the old one deleted."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
         os.rename(stage, out)
         return
-    except OSError:
-        pass
-    last = []
-    for dirpath, _dirs, names in os.walk(stage):
-        rel = Path(dirpath).relative_to(stage)
-        (out / rel).mkdir(parents=True, exist_ok=True)
-        for name in names:
-            if rel == Path(".") and name == "meta.json":
-                last.append((Path(dirpath) / name, out / name))
-                continue
-            os.replace(Path(dirpath) / name, out / rel / name)
-    for src, dst in last:
-        os.replace(src, dst)
+    old = temp_path(out.with_name(f"{out.name}.old"))
+    os.rename(out, old)
+    os.rename(stage, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _meta(setup: Setup, num: int, num_test: int, records: list[dict]) -> dict:

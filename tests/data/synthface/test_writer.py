@@ -193,3 +193,33 @@ def test_a_failed_generate_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="boom"):
         generate(tmp_path / "set", num=4, seed=0, size=64, workers=1, num_test=1, progress=False)
     assert list(tmp_path.iterdir()) == []        # no half-written set and no staging folder
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
+
+
+def test_a_used_folder_is_refused_and_overwrite_replaces_it_whole(tmp_path):
+    from distill.errors import DataError
+
+    out = generate(tmp_path / "set", num=4, seed=0, size=64, workers=1, num_test=1, stability=2, progress=False)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    with pytest.raises(DataError, match="not empty; pass overwrite=True"):
+        generate(out, num=4, seed=1, size=64, workers=1, num_test=1, progress=False)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # refused: untouched
+    generate(out, num=4, seed=1, size=64, workers=1, num_test=1, progress=False, overwrite=True)
+    assert not (out / "stability").exists()  # the old seed's stability set went with it
+    assert json.loads((out / "meta.json").read_text())["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]  # no old copy or staging folder left
+
+
+def test_a_killed_generate_s_staging_folder_is_removed_by_the_next(tmp_path):
+    stale = tmp_path / f".set.{_dead_pid()}.tmp"
+    (stale / "train").mkdir(parents=True)
+    (stale / "train" / "000000.png").write_bytes(b"half a set")
+    generate(tmp_path / "set", num=2, seed=0, size=64, workers=1, num_test=1, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
