@@ -6,6 +6,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
+# extra pip arguments for torch, e.g. TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu" (the CPU-only build)
+TORCH_INDEX ?=
 PIP = $(VENV)/bin/pip
 PY = $(VENV)/bin/python
 
@@ -16,11 +18,11 @@ $(VENV)/bin/activate:
 	$(PIP) install -q --upgrade pip
 
 install: $(VENV)/bin/activate
-	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q "$(TORCH)" $(TORCH_INDEX)
 	$(PIP) install -q -e .
 
 install-dev: $(VENV)/bin/activate
-	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q "$(TORCH)" $(TORCH_INDEX)
 	$(PIP) install -q -e ".[dev]"
 
 quickstart: install

@@ -46,15 +46,18 @@ def recipe_hash(recipe: dict) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def schema_fields(schema: LandmarkSchema) -> dict:
+    """Every field of a schema as plain JSON values (tuples become lists); :func:`schema_from_plain` inverts it."""
+    return json.loads(json.dumps(asdict(schema)))
+
+
 def schema_to_plain(schema: LandmarkSchema) -> str | dict:
-    """Built-ins by name; custom schemas by their fields (tuples become lists for weights_only loading)."""
-    if SCHEMAS.get(schema.name) == schema:
-        return schema.name
-    d = asdict(schema)
-    return json.loads(json.dumps(d))
+    """Built-ins by name; custom schemas by their fields (plain values, for weights_only loading)."""
+    return schema.name if SCHEMAS.get(schema.name) == schema else schema_fields(schema)
 
 
 def schema_from_plain(value: str | dict) -> LandmarkSchema:
+    """A built-in's name or a schema's fields -> the LandmarkSchema (the built-in itself when the fields are its)."""
     if isinstance(value, str):
         return get_schema(value)
     kw = dict(value)
@@ -65,7 +68,8 @@ def schema_from_plain(value: str | dict) -> LandmarkSchema:
         kw["five_point"] = tuple(tuple(g) for g in kw["five_point"])
     kw["norm_pair_alt"] = {k: (tuple(a), tuple(b)) for k, (a, b) in (kw.get("norm_pair_alt") or {}).items()}
     names = {f.name for f in fields(LandmarkSchema)}
-    return LandmarkSchema(**{k: v for k, v in kw.items() if k in names})
+    schema = LandmarkSchema(**{k: v for k, v in kw.items() if k in names})
+    return SCHEMAS[schema.name] if SCHEMAS.get(schema.name) == schema else schema
 
 
 def crop_margin(info: dict) -> float:

@@ -19,7 +19,7 @@ from distill.errors import ConfigError, DataError, ExportError, TrainingError
 def _data_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="{synth,show}", required=True)
 
-    s = sub.add_parser("synth", help="generate a SynthFace set (300W + WFLW layouts)",
+    s = sub.add_parser("synth", help="generate a SynthFace set (300W + WFLW layouts)", formatter_class=DefaultsFormatter,
                        description="Generate the procedural SynthFace data set.")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--num", type=int, default=1000, help="number of training faces (test set is num/5)")
@@ -34,7 +34,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--overwrite", action="store_true",
                    help="replace a non-empty --out folder as a whole (without it, such a folder is refused)")
 
-    s = sub.add_parser("show", help="draw a grid of samples with their points",
+    s = sub.add_parser("show", help="draw a grid of samples with their points", formatter_class=DefaultsFormatter,
                        description="Draw a grid of samples (optionally augmented) with their points.")
     s.add_argument("dataset", help="data set folder, annotation file or .mat")
     s.add_argument("--out", required=True, help="output PNG")
@@ -95,6 +95,8 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ced", default=None, help="also draw the cumulative error distribution into this PNG")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-samples", type=int, default=0, help="score only the first N images (0: all)")
+    p.add_argument("--schema", default=None,
+                   help="a schema name or YAML file instead of the one stored with the model (same point count)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first sample the reader would skip (default: skip it and say so in one line)")
 
@@ -103,7 +105,8 @@ def _eval(args: argparse.Namespace) -> None:
     from distill.evaluate import evaluate, print_results
 
     results = evaluate(args.model, args.data, fmt=args.format, split=args.split, batch_size=args.batch_size,
-                       json_out=args.json, ced=args.ced, max_samples=args.max_samples, strict=args.strict)
+                       json_out=args.json, ced=args.ced, max_samples=args.max_samples, strict=args.strict,
+                       schema=args.schema)
     print_results(results)
 
 
@@ -131,8 +134,9 @@ def _recipes(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- export / predict / bench
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a .ckpt written by distill train (model weights + distill info)")
-    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript"], help="output format")
-    p.add_argument("--out", required=True, help="output file (.onnx or .pt)")
+    p.add_argument("--format", default=None, choices=["onnx", "torchscript"],
+                   help="output format (default: the one --out's suffix names: .onnx, or .pt for TorchScript)")
+    p.add_argument("--out", required=True, help="output file (.onnx, or .pt for TorchScript)")
     p.add_argument("--int8", action="store_true",
                    help="static int8 quantisation (ONNX only, per-channel weights; QLinearConv graph)")
     p.add_argument("--activations", default="uint8", choices=["uint8", "uint16"],
@@ -161,8 +165,9 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .ckpt, .onnx or TorchScript .pt model")
     p.add_argument("input", help="an image, a folder of images or a video (.mp4, .avi, ...)")
     p.add_argument("--box", default=None, help="face box x1,y1,x2,y2 in image px (default: Haar face detector)")
-    p.add_argument("--pts", default=None, help="take the face box from the extent of this .pts file "
-                                               "(for a folder input: a folder of <image stem>.pts)")
+    p.add_argument("--pts", default=None,
+                   help="take the face box from this annotation file (.pts, or .json: its box, else the extent of its "
+                        "points); for a folder input, a folder of <image stem>.pts or .json")
     p.add_argument("--out", default=None, help="overlay: an image file, a folder (folder input) or an .mp4 (video)")
     p.add_argument("--json", default=None, help="write the landmarks as JSON here")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
@@ -212,10 +217,10 @@ def _bench(args: argparse.Namespace) -> None:
 def _quickstart_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="quickstart_out", help="output folder (run again with the same folder to resume)")
     p.add_argument("--budget", default="small", choices=("small", "full"),
-                   help="small: 8-12 min on 2 CPU cores (default); full: 5-10x longer trainings, better models")
+                   help="small: 8-12 min on 2 CPU cores; full: 5-10x longer trainings, better models")
     p.add_argument("--seed", type=int, default=None, help="override every recipe's seed (default: the recipes' own)")
     p.add_argument("--logger", default="csv", choices=("csv", "wandb", "none"),
-                   help="training logs: csv (default), wandb (offline, no login), none")
+                   help="training logs: csv, wandb (offline, no login), none")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs and CI)")
     p.add_argument("--jobs", type=int, default=None,
                    help="trainings at once, one process and one thread each (default: 2 on 2+ cores; 1 = in turn)")
@@ -243,15 +248,27 @@ COMMANDS: dict[str, tuple[str, object, object]] = {
 }
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless that is empty (None, False) or already said."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        empty = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if "%(default)" in text or empty or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="distill",
         description="Knowledge distillation for facial landmark detection.",
+        formatter_class=DefaultsFormatter,
     )
     parser.add_argument("--version", action="version", version=f"distill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, add_args, _) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=DefaultsFormatter)
         add_args(p)
     return parser
 

@@ -19,7 +19,8 @@ import torch
 
 from distill.data.dataset import LandmarkDataset
 from distill.data.formats import guess_format, has_300w_splits, load_samples
-from distill.deploy.runtime import Backend, load_backend
+from distill.data.schema import get_schema
+from distill.deploy.runtime import Backend, load_backend, model_label
 from distill.errors import DataError
 from distill.io import atomic_write_json
 from distill.metrics import LandmarkNME, plot_ced
@@ -53,16 +54,23 @@ def predict_samples(backend: Backend, samples: list, batch_size: int = 32) -> di
 
 def evaluate(model_path: str | Path, data, fmt: str = "auto", split: str | None = "auto", batch_size: int = 32,
              json_out: str | Path | None = None, ced: str | Path | None = None, max_samples: int = 0,
-             threads: int | None = None, strict: bool = False, log=print) -> dict:
+             threads: int | None = None, strict: bool = False, schema=None, log=print) -> dict:
     """Score ``model_path`` on a data set -> {"nme", "fr@0.10", "auc@0.10", ..., "nme/<subset>", "count"}.
 
     data: a data set path (read with ``fmt`` / ``split``) or a DataConfig (its root, format and test_split).
     split: a split name, "auto" (:data:`DEFAULT_TEST_SPLIT`) or None / "none" (the whole file or folder).
     threads: intra-op threads of the model's runtime (None: its default). strict: a sample the reader
     skips is an error; else one line through ``log`` says what was skipped, and the results carry the
-    whole report under "data_report" (what `distill eval --json` writes).
+    whole report under "data_report" (what `distill eval --json` writes). schema: a name or YAML file that
+    replaces the schema stored with the model (same point count), e.g. for another normaliser pair.
     """
     backend = load_backend(model_path, threads)
+    if schema is not None:
+        own = get_schema(schema)
+        if own.num_points != backend.num_points:
+            raise DataError(f"--schema {schema}: {own.num_points} points, the model {model_path} predicts "
+                            f"{backend.num_points}")
+        backend.schema = own
     if not isinstance(data, (str, Path)):  # a DataConfig
         fmt, split, data = data.format, data.test_split, data.root
     if fmt == "auto":
@@ -86,10 +94,10 @@ def evaluate(model_path: str | Path, data, fmt: str = "auto", split: str | None 
     metric.update(pred["pred"], pred["points"], subsets=pred["subsets"], norm=pred["norm"])
     results = metric.compute()
     out = {k: (float(v) if not isinstance(v, int) else v) for k, v in results.items() if not isinstance(v, torch.Tensor)}
-    out["model"], out["data"], out["split"] = str(model_path), str(data), split
+    out["model"], out["label"], out["data"], out["split"] = str(model_path), model_label(model_path), str(data), split
     out["data_report"] = report.to_dict()
     if ced is not None:
-        plot_ced({Path(model_path).name: metric.per_image_nme()}, ced)
+        plot_ced({out["label"]: metric.per_image_nme()}, ced)
     if json_out is not None:
         atomic_write_json(Path(json_out), out)
     return out
@@ -100,14 +108,15 @@ def print_results(results: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{results.get('model', '')} on {results.get('data', '')} ({results.get('split')}, "
-                        f"{results.get('count', '?')} images)")
-    for col in ("subset", "NME %", "FR@0.08 %", "FR@0.10 %", "AUC@0.08", "AUC@0.10"):
+    table = Table(title=f"{results.get('label', results.get('model', ''))} on {results.get('data', '')} "
+                        f"({results.get('split')}, {results.get('count', '?')} images)",
+                  caption="fractions, as in results.json and the JSON (NME 0.05 = 5 % of the normaliser)")
+    for col in ("subset", "images", "NME", "FR@0.08", "FR@0.10", "AUC@0.08", "AUC@0.10"):
         table.add_column(col, justify="right" if col != "subset" else "left")
     subsets = [""] + sorted({k.split("/", 1)[1] for k in results if k.startswith("nme/")})
     for s in subsets:
         suffix = f"/{s}" if s else ""
         get = lambda k: results.get(k + suffix, float("nan"))  # noqa: E731
-        table.add_row(s or "all", f"{100 * get('nme'):.2f}", f"{100 * get('fr@0.08'):.2f}",
-                      f"{100 * get('fr@0.10'):.2f}", f"{get('auc@0.08'):.4f}", f"{get('auc@0.10'):.4f}")
+        table.add_row(s or "all", str(results.get(f"count{suffix}", "")),
+                      *(f"{get(k):.4f}" for k in ("nme", "fr@0.08", "fr@0.10", "auc@0.08", "auc@0.10")))
     Console().print(table)

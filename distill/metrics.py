@@ -102,10 +102,10 @@ def plot_ced(curves: dict, out_png: str | Path, max_x: float = 0.10, step: float
     for name, nme in curves.items():
         x, y = ced_curve(nme, max_x, step)
         _, auc = fr_auc(nme, max_x, step)
-        ax.plot(x * 100, y, label=f"{name} (NME {_as_numpy(nme).mean() * 100:.2f}%, AUC {auc:.3f})")
-    ax.set_xlim(0, max_x * 100)
+        ax.plot(x, y, label=f"{name} (NME {_as_numpy(nme).mean():.4f}, AUC {auc:.3f})")
+    ax.set_xlim(0, max_x)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("NME (%)")
+    ax.set_xlabel("NME (fraction of the normaliser)")
     ax.set_ylabel("fraction of images")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
@@ -280,6 +280,7 @@ class LandmarkNME(Metric):
             selected = nme[flags[:, col]]
             if selected.numel():
                 out.update(self._summary(selected, f"/{name}"))
+                out[f"count/{name}"] = int(selected.numel())
         return out
 
 

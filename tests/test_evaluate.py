@@ -42,6 +42,18 @@ def test_predictions_are_the_backend_on_the_plain_box_crops(forms, synth_root):
     np.testing.assert_allclose(one_batch["pred"].numpy(), pred["pred"].numpy(), atol=1e-5)
 
 
+def test_another_schema_with_the_same_point_count_replaces_the_model_s_own(forms, synth_root, tmp_path):
+    from distill.errors import DataError
+
+    pupils = tmp_path / "pupils.yaml"  # iBUG's 68 points, NME normalised by the pupils' distance
+    pupils.write_text("name: ibug68_pupils\nnum_points: 68\nnormaliser: {pair: [37, 44]}\n")
+    own = evaluate(forms["onnx"], synth_root, fmt="synthface", schema=str(pupils))
+    default = evaluate(forms["onnx"], synth_root, fmt="synthface")
+    assert own["count"] == default["count"] and own["nme"] != pytest.approx(default["nme"], rel=1e-3)
+    with pytest.raises(DataError, match="98 points, the model .* predicts 68"):
+        evaluate(forms["onnx"], synth_root, fmt="synthface", schema="wflw98")
+
+
 def test_eval_cli_prints_and_writes_json_and_ced(forms, synth_root, tmp_path, capsys):
     out, ced = tmp_path / "r.json", tmp_path / "ced.png"
     assert main(["eval", str(forms["ckpt"]), "--data", str(synth_root), "--format", "synthface", "--json", str(out),

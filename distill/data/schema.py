@@ -197,7 +197,8 @@ def load_schema(path: str | Path) -> LandmarkSchema:
     known = {"name", "num_points", "flip_pairs", "flip_perm", "normaliser", "groups", "five_point"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise DataError(f"{path}: unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
+        hint = " (the key is spelt 'normaliser')" if unknown[0] in ("normalizer", "normalize", "normalise") else ""
+        raise DataError(f"{path}: unknown key '{unknown[0]}'{hint} (known: {', '.join(sorted(known))})")
     for key in ("name", "num_points", "normaliser"):
         if key not in raw:
             raise DataError(f"{path}: missing key '{key}'")

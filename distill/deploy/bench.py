@@ -29,7 +29,7 @@ import torch
 from distill.checkpoint import load_model
 from distill.deploy.export import export
 from distill.deploy.predictor import LandmarkPredictor
-from distill.deploy.runtime import BACKENDS, load_backend, ort_session, run_ort
+from distill.deploy.runtime import BACKENDS, load_backend, model_label, ort_session, run_ort
 from distill.errors import DataError
 from distill.models.facts import model_facts
 
@@ -107,7 +107,7 @@ def _prepare(path, folder: Path, batch: int) -> tuple[dict, dict]:
     backend = load_backend(path)
     meta = backend.metadata
     row = dict.fromkeys(ROW_KEYS)
-    row.update(model=path.name, file_bytes=path.stat().st_size, batch=batch, format=suffix.lstrip("."),
+    row.update(model=model_label(path), file_bytes=path.stat().st_size, batch=batch, format=suffix.lstrip("."),
                input_size=backend.input_size, num_points=backend.num_points, params=meta.get("params"),
                gflops=meta.get("gflops"))
     folder.mkdir()

@@ -51,6 +51,25 @@ from distill.models.cascade import Cascade
 
 PARITY_TOL_PX = 1e-3
 FORMATS = ("onnx", "torchscript")
+SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript", ".torchscript": "torchscript"}
+
+
+def export_format(fmt: str | None, out: str | Path | None) -> str:
+    """The format to write: ``fmt``, else the one ``out``'s suffix names; a contradiction between the two
+    (``--format onnx --out m.pt``) or a suffix that names none is a DataError."""
+    if out is None:
+        fmt = fmt or "onnx"
+    implied = SUFFIXES.get(Path(out).suffix.lower()) if out is not None else None
+    if fmt is None:
+        if implied is None:
+            raise DataError(f"--out {out}: the suffix names no format ({', '.join(SUFFIXES)}); pass --format "
+                            f"{' or '.join(FORMATS)}")
+        return implied
+    if fmt not in FORMATS:
+        raise DataError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if out is not None and implied not in (None, fmt):
+        raise DataError(f"--out {out}: a {Path(out).suffix} file is {implied}, but --format says {fmt}")
+    return fmt
 
 
 @dataclass
@@ -137,7 +156,7 @@ def write_checked(deploy: DeployModule, out: Path, fmt: str, crops: np.ndarray, 
 
 
 # ----------------------------------------------------------------------------- export
-def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, int8: bool = False, opset: int = 18,
+def export(ckpt: str | Path, fmt: str | None = "onnx", out: str | Path | None = None, int8: bool = False, opset: int = 18,
            calib_data=None, check: bool = True, num_check: int = 8, num_calib: int = 64, log=print,
            tol_px: float | None = None, threads: int | None = None,
            int8_activations: str = "uint8", strict: bool = False) -> ExportResult:
@@ -151,8 +170,7 @@ def export(ckpt: str | Path, fmt: str = "onnx", out: str | Path | None = None, i
     data folder that its reader skips is an error (else one line through ``log``).
     """
     ckpt = Path(ckpt)
-    if fmt not in FORMATS:
-        raise DataError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    fmt = export_format(fmt, out)
     if int8 and fmt != "onnx":
         raise DataError("--int8 needs --format onnx (quantisation is done by onnxruntime.quantization)")
     model, info = load_model(ckpt)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from distill import __version__
-from distill.checkpoint import crop_margin, file_sha256, schema_from_plain
+from distill.checkpoint import crop_margin, file_sha256, schema_fields, schema_from_plain
 from distill.data.transforms import PIXEL_MEAN, PIXEL_STD
 from distill.decode import output_to_crop
 from distill.models.facts import model_facts
@@ -79,6 +79,9 @@ def build_metadata(info: dict, deploy: DeployModule, source: Path | None = None,
         "num_points": str(schema.num_points),
         "flip_perm": json.dumps(list(schema.flip_perm)),
         "norm_pair": json.dumps(list(schema.norm_pair) if schema.norm_pair else None),
+        # the whole point schema (groups, 5-point derivation, other normalisers), so a file trained on a
+        # schema of one's own is scored and flipped right with no schema file beside it
+        "schema_fields": json.dumps(schema_fields(schema)),
         "input_size": str(deploy.input_size),
         "normalisation": json.dumps({"input": "uint8", "channels": "BGR", "mean": PIXEL_MEAN, "std": PIXEL_STD,
                                      "formula": "(image / 255 - mean) / std"}),

@@ -37,16 +37,24 @@ def draw_faces(image_bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
 
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+NO_FACE_HINT = ("the face detector found none; give the face yourself with --box x1,y1,x2,y2 (image pixels) or "
+                "--pts an annotation file (.pts or .json)")
 
 
 def _boxes_for(image_path: Path, box, pts) -> list | None:
-    """The explicit box, else the extent of the .pts (a file, or a folder holding <stem>.pts), else None."""
+    """The explicit box, else the box of an annotation file (.pts or .json; or a folder holding
+    <stem>.pts / <stem>.json), else None (the detector's)."""
     if box is not None:
         return [box]
-    if pts is not None:
-        pts = Path(pts)
-        return [box_from_pts(pts / f"{image_path.stem}.pts" if pts.is_dir() else pts)]
-    return None
+    if pts is None:
+        return None
+    pts = Path(pts)
+    if pts.is_dir():
+        found = [pts / f"{image_path.stem}{s}" for s in (".pts", ".json") if (pts / f"{image_path.stem}{s}").is_file()]
+        if not found:
+            raise DataError(f"{pts}: no {image_path.stem}.pts or {image_path.stem}.json for {image_path.name}")
+        pts = found[0]
+    return [box_from_pts(pts)]
 
 
 def predict_path(model: str | Path, source: str | Path, box: np.ndarray | None = None, pts=None,
@@ -104,6 +112,9 @@ def predict_path(model: str | Path, source: str | Path, box: np.ndarray | None =
                 _write_json(json_out, result)
         log(f"{len(images)} images, {sum(len(r['faces']) for r in result)} faces"
             + (f", {skipped} skipped (unreadable image or bad box)" if skipped else ""))
+        missed = sum(1 for r in result if not r["faces"] and "error" not in r)
+        if missed and box is None and pts is None:
+            log(f"no face found in {missed} image(s): {NO_FACE_HINT}")
         return result
     elif source.suffix.lower() in VIDEO_SUFFIXES:
         result = _predict_video(predictor, source, box, out, entry, log)
@@ -113,7 +124,8 @@ def predict_path(model: str | Path, source: str | Path, box: np.ndarray | None =
         result = entry(source, faces)
         if out is not None:
             write_image(out, draw_faces(image, faces))
-        log(f"{source}: {len(faces)} face(s)")
+        log(f"{source}: {len(faces)} face(s)" + (f"; {NO_FACE_HINT}" if not faces and box is None and pts is None
+                                                  else ""))
     if json_out is not None:
         _write_json(json_out, result)
     return result

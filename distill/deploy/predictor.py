@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from distill.data.dataset import image_box
-from distill.data.formats import read_pts
+from distill.data.formats import read_json_annotation, read_pts
 from distill.data.transforms import box_from_points, crop_matrix, invert_affine, warp
 from distill.deploy.runtime import load_backend
 from distill.errors import DataError
@@ -58,8 +58,15 @@ def parse_box(text: str) -> np.ndarray:
 
 
 def box_from_pts(path: str | Path) -> np.ndarray:
-    """The tight box around a ``.pts`` file's points (training's box for samples without one)."""
-    return box_from_points(read_pts(path))
+    """The face box of an annotation file: a ``.json``'s own "box" when it has one, else the tight box around
+    its points (``.pts`` or ``.json``: training's box for samples without one)."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        return box_from_points(read_pts(path))
+    annotation = read_json_annotation(path)
+    if annotation.get("box") is not None:
+        return check_box(annotation["box"], (np.inf, np.inf), f"{path}: box")
+    return box_from_points(np.asarray(annotation["points"], dtype=np.float64))
 
 
 def _haar_detector():

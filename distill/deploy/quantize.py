@@ -46,7 +46,15 @@ import torch
 from distill.data.schema import LandmarkSchema
 from distill.deploy.module import INPUT_NAME
 from distill.deploy.onnx_compact import compact
-from distill.deploy.runtime import load_crops, ort_session, random_crops, raw_metadata, run_ort, set_onnx_metadata
+from distill.deploy.runtime import (
+    crops_of,
+    data_samples,
+    ort_session,
+    random_crops,
+    raw_metadata,
+    run_ort,
+    set_onnx_metadata,
+)
 from distill.errors import DataError
 from distill.io import temp_path
 from distill.metrics import LandmarkNME
@@ -135,11 +143,14 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
     fmt = QuantFormat.QOperator if activations == "uint8" else QuantFormat.QDQ
     raw = raw_metadata(float_path)
     size = int(raw["input_size"])
+    test = None  # (crops, points, norm) the NME change is measured on
     if isinstance(calib_data, np.ndarray):
         calib, source = calib_data[:num_calib], f"{min(num_calib, len(calib_data))} given crops"
     elif calib_data is not None:
-        calib = load_crops(calib_data, size, margin, schema, num=num_calib, split="train", strict=strict, log=log)[0]
-        source = f"{len(calib)} training crops of {calib_data}"
+        calib_samples, test_samples, split_note = calibration_and_test(calib_data, schema, num_calib, strict, log)
+        calib = crops_of(calib_samples, size, margin, schema, num=num_calib)[0]
+        test = crops_of(test_samples, size, margin, schema, num=num_val)
+        source = f"{len(calib)} {split_note}"
     else:
         calib, source = random_crops(num_calib, size, seed=1), f"{num_calib} random crops (no --data: ranges are rough)"
     # ORT's recommended pre-pass (graph optimisation + ONNX shape inference) so Conv/BN/ReLU patterns are
@@ -182,19 +193,37 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
               "nme_float": None, "nme_int8": None}
     log(f"int8: {result['bytes_float'] / 1024:.1f} KiB -> {result['bytes_int8'] / 1024:.1f} KiB "
         f"({result['bytes_int8'] / result['bytes_float']:.2f}x), calibrated on {source}")
-    if isinstance(calib_data, (str, Path)):
-        crops, target, norm = load_crops(calib_data, size, margin, schema, num=num_val, split="test", strict=strict,
-                                         log=log)
+    if test is not None:
+        crops, target, norm = test
         result["nme_float"] = _nme(run_ort(ort_session(float_path), crops)[0], target, norm, schema)
         result["nme_int8"] = _nme(run_ort(session_q, crops)[0], target, norm, schema)
         log(f"int8: NME {100 * result['nme_float']:.3f}% (fp32) -> {100 * result['nme_int8']:.3f}% (int8), "
-            f"change {100 * (result['nme_int8'] - result['nme_float']):+.3f} points on {len(crops)} test crops")
+            f"change {100 * (result['nme_int8'] - result['nme_float']):+.3f} points on {len(crops)} other crops")
         if activations == "uint8" and result["nme_int8"] - result["nme_float"] > 0.005:
             log("int8: more than 0.5 NME points lost to uint8 activations; --activations uint16 keeps this file "
                 "size at about float accuracy (not faster)")
     else:
         log("int8: NME change not measured (give --data DIR with a test split to measure it)")
     return result
+
+
+def calibration_and_test(data, schema: LandmarkSchema, num_calib: int, strict: bool = False,
+                         log=print) -> tuple[list, list, str]:
+    """Disjoint samples of a data folder -> (calibration samples, NME samples, what they are): its training
+    and test splits when it has both; else, for a folder without splits, ``num_calib`` samples drawn from
+    it (at most half of them) for calibration and the rest for the NME, so no image serves both."""
+    calib, calib_split = data_samples(data, schema, ("train",), strict, log)
+    test, test_split = data_samples(data, schema, ("test", "full"), strict, log)
+    if calib_split is not None and test_split is not None:
+        return calib, test, f"training crops of {data} (split {calib_split}); NME on split {test_split}"
+    order = np.random.default_rng(0).permutation(len(calib))
+    take = min(num_calib, len(calib) // 2)
+    if take == 0:
+        raise DataError(f"{data}: {len(calib)} labelled image(s): too few to calibrate on some and measure on others")
+    calib, test = [calib[i] for i in sorted(order[:take])], [calib[i] for i in sorted(order[take:])]
+    log(f"int8: {data} has no training and test splits: {len(calib)} images calibrate, {len(test)} others "
+        "measure the NME")
+    return calib, test, f"crops of {data} (no splits: {len(test)} other images for the NME)"
 
 
 def _nme(pred: np.ndarray, target: np.ndarray, norm: np.ndarray, schema: LandmarkSchema) -> float:

@@ -81,7 +81,7 @@ def run_ort(session, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- metadata
-_JSON_KEYS = ("flip_perm", "norm_pair", "normalisation")
+_JSON_KEYS = ("flip_perm", "norm_pair", "normalisation", "schema_fields")
 _INT_KEYS = ("num_points", "input_size", "params")
 _FLOAT_KEYS = ("crop_margin", "gflops")
 
@@ -137,10 +137,19 @@ def set_onnx_metadata(path: str | Path, meta: dict) -> None:
     onnx.save(model, str(path))
 
 
-def schema_from_metadata(meta: dict) -> LandmarkSchema:
-    """The point schema an exported file was trained on: the built-in of that name when the stored
-    point count and flip permutation agree with it, else rebuilt from the stored fields (a user's own
-    schema keeps its name, flip permutation and normaliser pair)."""
+def schema_from_metadata(meta: dict, path: str | Path = "<metadata>") -> LandmarkSchema:
+    """The point schema an exported file was trained on: the whole schema stored with it (``schema_fields``),
+    else (files written before it was stored) the built-in of that name when the stored point count and
+    flip permutation agree with it, else rebuilt from them and the normaliser pair."""
+    if meta.get("schema_fields"):
+        try:
+            schema = schema_from_plain(meta["schema_fields"])
+        except (TypeError, KeyError, ValueError) as e:
+            raise DataError(f"{path}: metadata schema_fields is not a point schema ({first_line(e)})") from None
+        if schema.num_points != meta["num_points"]:
+            raise DataError(f"{path}: metadata schema_fields has {schema.num_points} points, num_points says "
+                            f"{meta['num_points']}")
+        return schema
     flip = tuple(int(i) for i in meta["flip_perm"])
     builtin = SCHEMAS.get(meta["schema"])
     if builtin is not None and builtin.num_points == int(meta["num_points"]) and builtin.flip_perm == flip:
@@ -220,7 +229,7 @@ def _onnx_backend(path: Path, threads: int | None) -> Backend:
         raise DataError(f"{path}: the graph takes {[i.name for i in inputs]} and gives {list(outputs)}, not "
                         f"{INPUT_NAME!r} -> {', '.join(OUTPUT_NAMES)} (was it written by `distill export`?)")
     _check_shapes(path, meta, inputs[0].shape, outputs["points"].shape, outputs["confidence"].shape)
-    return Backend(path, lambda crops: run_ort(session, crops), meta, schema_from_metadata(meta))
+    return Backend(path, lambda crops: run_ort(session, crops), meta, schema_from_metadata(meta, path))
 
 
 def _torchscript_backend(path: Path, threads: int | None) -> Backend:
@@ -231,7 +240,7 @@ def _torchscript_backend(path: Path, threads: int | None) -> Backend:
     s = meta["input_size"]
     points, confidence = run_torch(module, np.zeros((1, 3, s, s), np.uint8))  # no shapes in the file: a probe
     _check_shapes(path, meta, [1, 3, s, s], list(points.shape), list(confidence.shape))
-    return Backend(path, lambda crops: run_torch(module, crops), meta, schema_from_metadata(meta))
+    return Backend(path, lambda crops: run_torch(module, crops), meta, schema_from_metadata(meta, path))
 
 
 # file suffix -> loader; the extension point for another model format
@@ -240,6 +249,21 @@ BACKENDS: dict[str, Callable[[Path, int | None], Backend]] = {
     ".onnx": _onnx_backend,
     ".pt": _torchscript_backend,
 }
+
+
+def model_label(path: str | Path) -> str:
+    """How tables and plots name a model file: ``<recipe>/<run>`` for a run's best.ckpt (and
+    ``<recipe>/<run>/<file>`` for its other files), so two runs' best.ckpt stay apart; else the file's
+    name, suffix kept (a checkpoint and its export compared side by side must not share a label)."""
+    path = Path(path).resolve()
+    record = path.parent / "run.json"
+    try:
+        recipe = json.loads(record.read_text()).get("recipe_name") if record.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        recipe = None
+    if not recipe:
+        return path.name
+    return f"{recipe}/{path.parent.name}" + ("" if path.name == "best.ckpt" else f"/{path.name}")
 
 
 def load_backend(path: str | Path, threads: int | None = None) -> Backend:
@@ -260,37 +284,51 @@ def random_crops(num: int, size: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(num, 3, size, size), dtype=np.uint8)
 
 
-def load_crops(data: str | Path, size: int, margin: float, schema: LandmarkSchema, num: int = 64,
-               split: str | None = "test", strict: bool = False,
-               log=print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Evaluation crops of a data folder -> (crops (N, 3, S, S) uint8, points (N, K, 2) crop px, norm (N,)).
-
-    Cut by training's own LandmarkDataset without augmentation (same box rule, margin, normaliser).
-    ``num`` samples are drawn evenly from ``split``; a folder without that split gives all its samples.
-    Skipped samples are one line through ``log``, an error with ``strict``.
-    """
+def data_samples(data: str | Path, schema: LandmarkSchema, splits: tuple[str, ...] = (), strict: bool = False,
+                 log=print) -> tuple[list, str | None]:
+    """The labelled samples of a data folder -> (samples, the split they are): the first of ``splits`` the
+    folder has, else all of it (split None). Skipped samples are one line through ``log``, an error with
+    ``strict``."""
     data = Path(data)
     if not data.exists():
         raise DataError(f"{data}: data folder not found")
-    try:
-        samples, report = load_samples("auto", data, schema=schema, split=split, strict=strict)
-    except BadSample:
-        raise
-    except DataError:  # the folder has no such split: all of it is used
-        samples = []
-    if not samples:
-        split = None
-        samples, report = load_samples("auto", data, schema=schema, split=None, strict=strict)
+    for split in (*splits, None):
+        try:
+            samples, report = load_samples("auto", data, schema=schema, split=split, strict=strict)
+        except BadSample:
+            raise
+        except DataError:  # the folder has no such split
+            if split is None:
+                raise
+            continue
+        samples = [s for s in samples if s.points is not None]
+        if samples or split is None:
+            break
     if not samples:
         raise DataError(f"{data}: no annotated images found ({report.summary()})")
     if report.skipped:
         log(f"{data}{'' if split is None else f' ({split})'}: {report.summary()}")
+    return samples, split
+
+
+def crops_of(samples: list, size: int, margin: float, schema: LandmarkSchema,
+             num: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``num`` samples drawn evenly -> (crops (N, 3, S, S) uint8, points (N, K, 2) crop px, norm (N,)), cut by
+    training's own LandmarkDataset without augmentation (same box rule, margin, normaliser)."""
     pick = np.linspace(0, len(samples) - 1, num=min(num, len(samples))).round().astype(int)
     dataset = LandmarkDataset([samples[i] for i in pick], schema, size, margin=margin)
     items = [dataset.crop(i) for i in range(len(dataset))]
     crops = np.stack([it["image"].transpose(2, 0, 1) for it in items])  # (N, 3, S, S)
     points = np.stack([it["points"] for it in items]).astype(np.float32)  # (N, K, 2)
     return crops, points, np.asarray([it["norm"] for it in items], dtype=np.float32)
+
+
+def load_crops(data: str | Path, size: int, margin: float, schema: LandmarkSchema, num: int = 64,
+               split: str | None = "test", strict: bool = False,
+               log=print) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evaluation crops of ``split`` of a data folder (all of it when it has no such split): see crops_of."""
+    samples, _ = data_samples(data, schema, (split,) if split else (), strict, log)
+    return crops_of(samples, size, margin, schema, num)
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:

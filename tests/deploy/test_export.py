@@ -152,3 +152,18 @@ def test_export_clears_what_killed_exports_left_beside_its_output(ckpts, tmp_pat
     stale[1].mkdir()
     export(ckpts["convdw_tiny"][0], "onnx", tmp_path / "m.onnx", log=lambda *a: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+@pytest.mark.parametrize("fmt, out, outcome", [
+    (None, "m.pt", "torchscript"), (None, "m.onnx", "onnx"), ("torchscript", "m.pth", "torchscript"),
+    ("onnx", "m.pt", "a .pt file is torchscript, but --format says onnx"), (None, "m.bin", "the suffix names no format"),
+])
+def test_the_format_comes_from_the_output_suffix_and_a_contradiction_is_refused(ckpts, tmp_path, capsys, fmt, out,
+                                                                               outcome):
+    args = ["export", str(ckpts["convdw_tiny"][0]), "--out", str(tmp_path / out)] + (["--format", fmt] if fmt else [])
+    code = main(args)
+    if outcome in ("onnx", "torchscript"):
+        assert code == 0 and read_metadata(tmp_path / out)["num_points"] == 68
+        assert f"({outcome}" in capsys.readouterr().out
+    else:
+        assert code == 2 and outcome in capsys.readouterr().err and not (tmp_path / out).exists()

@@ -42,6 +42,25 @@ def test_predict_box_from_pts(models, photo, tmp_path):
                  "--json", str(out_json)]) == 0
     box = json.loads(out_json.read_text())["faces"][0]["box"]
     np.testing.assert_allclose(box, box_from_points(pts), atol=1e-4)
+    # a folder's .json annotation works too: its own box when it has one, else its points' extent
+    (tmp_path / "face.json").write_text(json.dumps({"points": pts.tolist(), "box": [30, 35, 110, 115]}))
+    assert main(["predict", str(models["ckpt"]), str(path), "--pts", str(tmp_path / "face.json"),
+                 "--json", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())["faces"][0]["box"] == [30, 35, 110, 115]
+    (tmp_path / "face.json").write_text(json.dumps({"points": pts.tolist()}))
+    assert main(["predict", str(models["ckpt"]), str(path), "--pts", str(tmp_path / "face.json"),
+                 "--json", str(out_json)]) == 0
+    np.testing.assert_allclose(json.loads(out_json.read_text())["faces"][0]["box"], box_from_points(pts), atol=1e-4)
+
+
+def test_no_face_found_says_how_to_give_one(models, photo, monkeypatch, capsys):
+    import distill.deploy.predictor as inf
+
+    path, _ = photo
+    monkeypatch.setattr(inf, "_DETECTOR", ("haar", lambda image: []))
+    assert main(["predict", str(models["onnx"]), str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "0 face(s)" in out and "--box x1,y1,x2,y2" in out and "--pts" in out
 
 
 def test_predict_folder_and_video(models, photo, tmp_path):

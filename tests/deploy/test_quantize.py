@@ -122,3 +122,15 @@ def test_shared_weights_quantise_into_a_loadable_graph(tmp_path, activations):
     _quantize(src, out, activations)  # runs the int8 graph before it returns
     points, _ = run_ort(ort_session(out), random_crops(2, 64, seed=3))
     assert points.shape == (2, 68, 2) and np.isfinite(points).all()
+
+
+def test_a_folder_without_splits_calibrates_and_measures_on_different_images(tmp_path):
+    from distill.deploy.quantize import calibration_and_test
+    from tests.deploy.helpers import write_face_folder
+
+    folder = write_face_folder(tmp_path / "faces", num=10)
+    lines = []
+    calib, test, note = calibration_and_test(folder, SCHEMAS["ibug68"], num_calib=64, log=lines.append)
+    assert len(calib) == 5 and len(test) == 5  # at most half calibrates
+    assert not {s.image_path for s in calib} & {s.image_path for s in test}
+    assert "5 images calibrate, 5 others measure the NME" in lines[-1] and "no splits" in note

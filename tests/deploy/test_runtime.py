@@ -81,3 +81,32 @@ def test_max_abs_diff_counts_nan_on_one_side_as_infinite():
     assert max_abs_diff(a, a.copy()) == 0.0
     assert max_abs_diff(a, np.array([1.5, np.nan, 3.0])) == 0.5
     assert max_abs_diff(a, np.array([1.0, 2.0, 3.0])) == np.inf
+
+
+def test_a_schema_of_ones_own_travels_whole_with_the_export(tmp_path):
+    from distill.checkpoint import model_info, save_model_checkpoint
+    from distill.data.schema import LandmarkSchema
+    from distill.deploy.export import export
+    from distill.models import build_model
+
+    own = LandmarkSchema("face5", 5, (1, 0, 2, 4, 3), (0, 1), groups={"eyes": (0, 1)},
+                         five_point=((0,), (1,), (2,), (3,), (4,)))
+    model = build_model("convdw_tiny", num_points=5).eval()
+    save_model_checkpoint(tmp_path / "m.ckpt", model, model_info(model, own))
+    for fmt, suffix in (("onnx", ".onnx"), ("torchscript", ".pt")):
+        export(tmp_path / "m.ckpt", fmt, tmp_path / f"m{suffix}", log=lambda *a: None)
+        assert load_backend(tmp_path / f"m{suffix}").schema == own  # groups and the 5-point groups too
+    assert load_backend(tmp_path / "m.ckpt").schema == own
+
+
+def test_model_labels_name_the_run_and_keep_files_apart(tmp_path):
+    import json
+
+    from distill.deploy.runtime import model_label
+
+    run = tmp_path / "synthface" / "student" / "20261205-101010"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"recipe_name": "synthface/student"}))
+    assert model_label(run / "best.ckpt") == "synthface/student/20261205-101010"
+    assert model_label(run / "last.ckpt") == "synthface/student/20261205-101010/last.ckpt"
+    assert model_label(tmp_path / "student.onnx") == "student.onnx"

@@ -11,7 +11,14 @@ Import from here; the modules above import each other, never this package.
 """
 
 from distill.data.formats.check import BadSample, ScanReport, check_image
-from distill.data.formats.folders import has_300w_splits, read_300w, read_folder, read_pts, write_pts
+from distill.data.formats.folders import (
+                                         has_300w_splits,
+                                         read_300w,
+                                         read_folder,
+                                         read_json_annotation,
+                                         read_pts,
+                                         write_pts,
+)
 from distill.data.formats.load import DEFAULT_SCHEMA, READERS, guess_format, load_samples
 from distill.data.formats.mat import read_aflw, read_cofw
 from distill.data.formats.sample import SIDECAR, SUBSET_NAMES, Sample
@@ -19,6 +26,6 @@ from distill.data.formats.text import read_aflw_csv, read_wflw
 
 __all__ = [
     "DEFAULT_SCHEMA", "READERS", "SIDECAR", "SUBSET_NAMES", "BadSample", "Sample", "ScanReport", "check_image",
-    "guess_format", "has_300w_splits", "load_samples", "read_300w", "read_aflw", "read_aflw_csv", "read_cofw", "read_folder",
+    "guess_format", "has_300w_splits", "load_samples", "read_json_annotation", "read_300w", "read_aflw", "read_aflw_csv", "read_cofw", "read_folder",
     "read_pts", "read_wflw", "write_pts",
 ]

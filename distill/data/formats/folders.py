@@ -209,7 +209,7 @@ def read_folder(root: str | Path, schema: str | LandmarkSchema, strict: bool = F
         if ann.suffix.lower() == ".pts":
             sample = make_sample(str(ann), image, read_pts(ann), expect, image_size=size)
         else:
-            ann_json = _read_json_annotation(ann)
+            ann_json = read_json_annotation(ann)
             sample = make_sample(str(ann), image, ann_json["points"], expect, visibility=ann_json.get("visibility"),
                                  box=ann_json.get("box"), image_size=size)
         return sidecar.merge(sample) if sidecar else sample
@@ -217,7 +217,9 @@ def read_folder(root: str | Path, schema: str | LandmarkSchema, strict: bool = F
     return scan(walk_annotated(root, (".pts", ".json")), build, strict, report)
 
 
-def _read_json_annotation(path: Path) -> dict:
+def read_json_annotation(path: str | Path) -> dict:
+    """A folder's ``.json`` annotation: ``{"points": [[x, y], ...], "visibility"?, "box"?}`` (0-based px)."""
+    path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as e:
