@@ -17,7 +17,7 @@ from distill.errors import ConfigError, DataError, ExportError, TrainingError
 
 # ----------------------------------------------------------------------------- data
 def _data_args(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="data_command", metavar="{synth,show}", required=True)
+    sub = p.add_subparsers(dest="data_command", metavar="{synth,show,check}", required=True)
 
     s = sub.add_parser("synth", help="generate a SynthFace set (300W + WFLW layouts)", formatter_class=DefaultsFormatter,
                        description="Generate the procedural SynthFace data set.")
@@ -44,11 +44,39 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--augment", action="store_true", help="show training crops after augmentation")
     s.add_argument("--subset", default=None, help="only samples carrying this attribute flag (e.g. pose)")
     s.add_argument("--seed", type=int, default=0, help="which samples are drawn, and their augmentation")
+    s.add_argument("--numbers", action="store_true", help="write each point's index beside it")
+    _data_check_args(sub)
     s.add_argument("--strict", action="store_true",
                    help="stop at the first sample the reader would skip (default: skip it and say so in one line)")
 
 
-def _data(args: argparse.Namespace) -> None:
+def _data_check_args(sub) -> None:
+    s = sub.add_parser("check", help="check a schema's flip pairs on the data (exit 1 when some look wrong)",
+                       description="Reflect each face's points across its mirror line and check that every point "
+                                   "lands on the partner the schema's flip pairs name.",
+                       formatter_class=DefaultsFormatter)
+    s.add_argument("dataset", help="data set folder, annotation file or .mat")
+    s.add_argument("--format", default="auto", help="reader: auto, 300w, wflw, cofw, aflw, aflw_csv, folder")
+    s.add_argument("--schema", default=None, help="schema name or YAML path (default: from the format)")
+    s.add_argument("--tol", type=float, default=0.1,
+                   help="how much closer (a fraction of the face size) another point must be to doubt a pair")
+    s.add_argument("--max-samples", type=int, default=500, help="faces checked")
+
+
+def _data(args: argparse.Namespace) -> int:
+    if args.data_command == "check":
+        from distill.data.datamodule import infer_schema
+        from distill.data.flip_check import check_flip
+        from distill.data.formats import load_samples
+        from distill.data.schema import get_schema
+
+        samples, report = load_samples(args.format, args.dataset, schema=args.schema)
+        if report.skipped:
+            print(f"{args.dataset}: {report.summary()}")
+        schema = get_schema(args.schema) if args.schema else infer_schema(samples)
+        result = check_flip(samples, schema, tol=args.tol, max_samples=args.max_samples)
+        print(result.summary())
+        return 1 if result.suspicious else 0
     if args.data_command == "synth":
         from distill.data.synthface import generate
 
@@ -59,7 +87,9 @@ def _data(args: argparse.Namespace) -> None:
         from distill.data.show import show_dataset
 
         show_dataset(args.dataset, args.out, fmt=args.format, schema=args.schema, num=args.num,
-                     augment=args.augment, subset=args.subset, seed=args.seed, strict=args.strict)
+                     augment=args.augment, subset=args.subset, seed=args.seed, strict=args.strict,
+                     numbers=args.numbers)
+    return 0
 
 
 # ----------------------------------------------------------------------------- train / eval / recipes
@@ -286,14 +316,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        COMMANDS[args.command][2](args)
+        code = COMMANDS[args.command][2](args)
     except (DataError, ConfigError, ExportError, TrainingError, OSError) as e:  # OSError: missing files, unwritable outputs
         print(f"distill {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"distill {args.command}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0  # a command may answer with an exit code of its own (`data check`: 1 = doubts found)
 
 
 if __name__ == "__main__":

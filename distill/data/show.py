@@ -2,7 +2,10 @@
 
 With augment=True each cell is the augmented training crop with its transformed points, drawn from
 the same crop() the training items come from, so a point that sits on its feature here sits on it
-in training too. ``draw_grid`` is the reusable part (e.g. predictions vs truth).
+in training too. Each point has its own colour (a hue by index; hidden points as rings) and flipped
+tiles are marked, so wrong flip pairs show: after a correct flip the image-left eye keeps the colours it
+has in unflipped tiles, after a wrong one the colours change sides (``distill data check`` measures it).
+``draw_grid`` is the reusable part (e.g. predictions vs truth).
 """
 
 from __future__ import annotations
@@ -27,16 +30,27 @@ SECOND = (255, 160, 0)  # BGR light blue: the optional second point set (e.g. pr
 BACKGROUND = 32
 
 
-def _dot(img: np.ndarray, x: float, y: float, radius: float, colour) -> None:
+def _dot(img: np.ndarray, x: float, y: float, radius: float, colour, filled: bool = True) -> None:
     # cv2 draws at sub-pixel positions through fixed point (shift=4 -> 1/16 px), so nothing rounds
-    cv2.circle(img, (int(round(x * 16)), int(round(y * 16))), int(round(radius * 16)), colour, -1, cv2.LINE_AA, 4)
+    cv2.circle(img, (int(round(x * 16)), int(round(y * 16))), int(round(radius * 16)), colour, -1 if filled else 1,
+               cv2.LINE_AA, 4)
+
+
+def point_colours(num_points: int) -> list[tuple[int, int, int]]:
+    """One BGR colour per point index: hues around the colour wheel in index order."""
+    hsv = np.stack([np.arange(num_points) * 170 // max(num_points, 1), np.full(num_points, 255),
+                    np.full(num_points, 235)], -1).astype(np.uint8)[None]        # (1, K, 3)
+    return [tuple(int(c) for c in bgr) for bgr in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0]]
 
 
 def draw_grid(images: list[np.ndarray], points_list: list[np.ndarray | None],
               visibility_list: list[np.ndarray | None] | None = None, cols: int | None = None,
               points2_list: list[np.ndarray | None] | None = None, numbers: bool = False,
-              cell: int | None = None, gap: int = 2) -> np.ndarray:
-    """uint8 BGR grid of ``images`` with points drawn: visible green, hidden red, second set blue.
+              cell: int | None = None, gap: int = 2, index_colours: bool = False,
+              marks: list[str] | None = None) -> np.ndarray:
+    """uint8 BGR grid of ``images`` with points drawn: visible green, hidden red, second set blue; with
+    ``index_colours`` each point in its own colour (:func:`point_colours`), hidden ones as rings.
+    ``marks``: a short label written in each tile's corner (e.g. "flipped"), "" for none.
 
     images: uint8 BGR (H, W, 3) or grayscale (H, W); each is resized to ``cell`` x ``cell`` px
     (default: the largest side present) and its points scaled with it. points_list[i]: (K, 2) in
@@ -67,12 +81,20 @@ def draw_grid(images: list[np.ndarray], points_list: list[np.ndarray | None],
         if points_list[i] is not None:
             pts = scaled(points_list[i])
             vis = visibility_list[i] if visibility_list is not None and visibility_list[i] is not None else None
+            colours = point_colours(len(pts)) if index_colours else None
             for k, (x, y) in enumerate(pts):
                 if not (np.isfinite(x) and np.isfinite(y)):
                     continue
-                _dot(tile, x, y, radius, HIDDEN if vis is not None and vis[k] <= 0 else VISIBLE)
+                hidden = vis is not None and vis[k] <= 0
+                if colours is None:
+                    _dot(tile, x, y, radius, HIDDEN if hidden else VISIBLE)
+                else:
+                    _dot(tile, x, y, radius * (1.4 if hidden else 1.0), colours[k], filled=not hidden)
                 if numbers:
                     cv2.putText(tile, str(k), (int(x) + 2, int(y) - 2), cv2.FONT_HERSHEY_PLAIN, 0.6, (255, 255, 255))
+        if marks is not None and marks[i]:
+            cv2.rectangle(tile, (0, 0), (8 * len(marks[i]) + 4, 14), (0, 0, 0), -1)
+            cv2.putText(tile, marks[i], (2, 11), cv2.FONT_HERSHEY_PLAIN, 0.8, (255, 255, 255))
         r, c = divmod(i, cols)
         y0, x0 = r * (cell + gap), c * (cell + gap)
         grid[y0:y0 + cell, x0:x0 + cell] = tile
@@ -119,5 +141,5 @@ def show_dataset(dataset: str | Path | list[Sample] | LandmarkDataset, out: str 
     pick = np.random.default_rng(seed).choice(len(candidates), size=min(num, len(candidates)), replace=False)
     crops = [ds.crop(candidates[j]) for j in sorted(pick)]
     grid = draw_grid([c["image"] for c in crops], [c["points"] for c in crops], [c["visibility"] for c in crops],
-                     numbers=numbers)
+                     numbers=numbers, index_colours=True, marks=["flipped" if c["flipped"] else "" for c in crops])
     return write_image(out, grid)

@@ -7,7 +7,7 @@ import pytest
 from distill.cli import main
 from distill.data.dataset import LandmarkDataset
 from distill.data.formats import Sample, ScanReport
-from distill.data.show import HIDDEN, SECOND, VISIBLE, draw_grid, show_dataset
+from distill.data.show import HIDDEN, SECOND, VISIBLE, draw_grid, point_colours, show_dataset
 from distill.errors import DataError
 
 
@@ -44,8 +44,28 @@ def test_show_dataset_writes_png_of_expected_size(tmp_path, augment):
     out = show_dataset(samples, tmp_path / "grid" / "show.png", num=5, augment=augment, size=64, seed=1)
     img = cv2.imread(str(out))
     assert img is not None and img.shape == (2 * 64 + 2, 3 * 64 + 4, 3)  # 5 cells -> 3 cols x 2 rows
-    assert (img == VISIBLE).all(axis=2).any() and (img == HIDDEN).all(axis=2).any()
+    for colour in point_colours(5)[:4]:  # every visible point in its own colour (the hidden fifth: a ring)
+        assert (np.abs(img.astype(int) - colour) <= 2).all(axis=2).any(), colour
     assert not list((tmp_path / "grid").glob("*.tmp"))
+
+
+def test_flipped_tiles_are_marked_and_wrong_flip_pairs_show(tmp_path):
+    from distill.data.augment import AugmentConfig
+    from distill.data.schema import SCHEMAS, LandmarkSchema
+
+    samples = make_samples(tmp_path, 4)
+    flip = AugmentConfig(flip_prob=1.0, scale=(1.0, 1.0), rotation_deg=0.0, shift=0.0, color_jitter=0.0, contrast=0.0,
+                         brightness=0.0, gamma=(1.0, 1.0), blur_prob=0.0, noise_std=0.0, jpeg_prob=0.0,
+                         occlusion_prob=0.0)
+    none = LandmarkSchema("five_noflip", 5, (0, 1, 2, 3, 4), (0, 1))
+    grids = {}
+    for schema in (SCHEMAS["five"], none):
+        ds = LandmarkDataset(samples, schema, 64, augment=flip)
+        grids[schema.name] = cv2.imread(str(show_dataset(ds, tmp_path / f"{schema.name}.png", num=4)))
+    assert not np.array_equal(grids["five"], grids["five_noflip"])  # the eye colours change sides
+    plain = cv2.imread(str(show_dataset(LandmarkDataset(samples, "five", 64), tmp_path / "plain.png", num=4)))
+    corner = (slice(0, 14), slice(0, 60))
+    assert (grids["five"][corner] == 0).mean() > 0.3 and (plain[corner] == 0).mean() < 0.3  # the "flipped" label
 
 
 def test_show_dataset_subset_and_dataset_input(tmp_path):
