@@ -19,8 +19,8 @@ from distill.errors import ConfigError, DataError, ExportError, TrainingError
 def _data_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="data_command", metavar="{synth,show,check}", required=True)
 
-    s = sub.add_parser("synth", help="generate a SynthFace set (300W + WFLW layouts)", formatter_class=DefaultsFormatter,
-                       description="Generate the procedural SynthFace data set.")
+    s = sub.add_parser("synth", help="generate a SynthFace set (its own layout, or 300W's, WFLW's, COFW's, AFLW's)",
+                       formatter_class=DefaultsFormatter, description="Generate the procedural SynthFace data set.")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--num", type=int, default=1000, help="number of training faces (test set is num/5)")
     s.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same bytes")
@@ -33,21 +33,36 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="jpg (quality 95, ~15 kB per face with mask and .pts) or png (lossless, ~3x larger)")
     s.add_argument("--overwrite", action="store_true",
                    help="replace a non-empty --out folder as a whole (without it, such a folder is refused)")
+    s.add_argument("--layout", default="synthface", choices=["synthface", "300w", "wflw", "cofw", "aflw"],
+                   help="synthface: its own layout (train/, test/, wflw/ lists, annotations.jsonl); else the same "
+                        "faces as that public data set lays them out, so its recipes run unchanged")
 
     s = sub.add_parser("show", help="draw a grid of samples with their points", formatter_class=DefaultsFormatter,
                        description="Draw a grid of samples (optionally augmented) with their points.")
     s.add_argument("dataset", help="data set folder, annotation file or .mat")
     s.add_argument("--out", required=True, help="output PNG")
-    s.add_argument("--format", default="auto", help="reader: auto, 300w, wflw, cofw, aflw, aflw_csv, folder")
-    s.add_argument("--schema", default=None, help="schema name or YAML path (default: from the format)")
+    _source_args(s)
     s.add_argument("--num", type=int, default=16, help="number of samples in the grid")
     s.add_argument("--augment", action="store_true", help="show training crops after augmentation")
     s.add_argument("--subset", default=None, help="only samples carrying this attribute flag (e.g. pose)")
     s.add_argument("--seed", type=int, default=0, help="which samples are drawn, and their augmentation")
     s.add_argument("--numbers", action="store_true", help="write each point's index beside it")
-    _data_check_args(sub)
     s.add_argument("--strict", action="store_true",
                    help="stop at the first sample the reader would skip (default: skip it and say so in one line)")
+    _data_check_args(sub)
+
+
+def _source_args(p: argparse.ArgumentParser,
+                 split_help: str = "split to read (a WFLW / AFLW CSV folder needs one: train or test; 300w: train, "
+                                   "common, challenging or full; default: all of it)",
+                 schema_help: str = "schema name or YAML path (default: from the format)") -> None:
+    """How a data set path is read: --format, --schema, --split, --images-root."""
+    p.add_argument("--format", default="auto", help="reader: auto, synthface, 300w, wflw, cofw, aflw, aflw_csv, folder")
+    p.add_argument("--schema", default=None, help=schema_help)
+    p.add_argument("--split", default=None, help=split_help)
+    p.add_argument("--images-root", default=None,
+                   help="folder the annotation file's image paths are relative to (WFLW, AFLW; default: found "
+                        "beside the annotations as the official layout keeps them)")
 
 
 def _data_check_args(sub) -> None:
@@ -56,8 +71,7 @@ def _data_check_args(sub) -> None:
                                    "lands on the partner the schema's flip pairs name.",
                        formatter_class=DefaultsFormatter)
     s.add_argument("dataset", help="data set folder, annotation file or .mat")
-    s.add_argument("--format", default="auto", help="reader: auto, 300w, wflw, cofw, aflw, aflw_csv, folder")
-    s.add_argument("--schema", default=None, help="schema name or YAML path (default: from the format)")
+    _source_args(s)
     s.add_argument("--tol", type=float, default=0.1,
                    help="how much closer (a fraction of the face size) another point must be to doubt a pair")
     s.add_argument("--max-samples", type=int, default=500, help="faces checked")
@@ -70,7 +84,8 @@ def _data(args: argparse.Namespace) -> int:
         from distill.data.formats import load_samples
         from distill.data.schema import get_schema
 
-        samples, report = load_samples(args.format, args.dataset, schema=args.schema)
+        samples, report = load_samples(args.format, args.dataset, schema=args.schema, split=args.split,
+                                       images_root=args.images_root)
         if report.skipped:
             print(f"{args.dataset}: {report.summary()}")
         schema = get_schema(args.schema) if args.schema else infer_schema(samples)
@@ -82,13 +97,13 @@ def _data(args: argparse.Namespace) -> int:
 
         generate(args.out, num=args.num, seed=args.seed, size=args.size, workers=args.workers,
                  num_test=args.num_test, stability=args.stability, image_format=args.image_format,
-                 overwrite=args.overwrite)
+                 overwrite=args.overwrite, layout=args.layout)
     else:
         from distill.data.show import show_dataset
 
         show_dataset(args.dataset, args.out, fmt=args.format, schema=args.schema, num=args.num,
                      augment=args.augment, subset=args.subset, seed=args.seed, strict=args.strict,
-                     numbers=args.numbers)
+                     numbers=args.numbers, split=args.split, images_root=args.images_root)
     return 0
 
 
@@ -118,15 +133,13 @@ def _train(args: argparse.Namespace) -> None:
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a trained model: .ckpt (or an exported .onnx / .pt)")
     p.add_argument("--data", required=True, help="data set folder, annotation file or .mat")
-    p.add_argument("--format", default="auto", help="reader: auto, synthface, 300w, wflw, cofw, aflw, aflw_csv, folder")
-    p.add_argument("--split", default="auto",
-                   help="split to score (auto: test for synthface/cofw/aflw, full for 300w, none for one-file formats)")
+    _source_args(p, "split to score (auto: test, full for 300w; none: all of it; a WFLW / AFLW CSV file is its own "
+                    "split)", "a schema name or YAML file instead of the one stored with the model (same point count)")
+    p.set_defaults(split="auto")
     p.add_argument("--json", default=None, help="also write the results as JSON here")
     p.add_argument("--ced", default=None, help="also draw the cumulative error distribution into this PNG")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-samples", type=int, default=0, help="score only the first N images (0: all)")
-    p.add_argument("--schema", default=None,
-                   help="a schema name or YAML file instead of the one stored with the model (same point count)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first sample the reader would skip (default: skip it and say so in one line)")
 
@@ -136,7 +149,7 @@ def _eval(args: argparse.Namespace) -> None:
 
     results = evaluate(args.model, args.data, fmt=args.format, split=args.split, batch_size=args.batch_size,
                        json_out=args.json, ced=args.ced, max_samples=args.max_samples, strict=args.strict,
-                       schema=args.schema)
+                       schema=args.schema, images_root=args.images_root)
     print_results(results)
 
 

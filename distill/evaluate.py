@@ -27,7 +27,9 @@ from distill.metrics import LandmarkNME, plot_ced
 
 # The split scored when none is named: each format's test set (one-file formats and plain folders of .pts
 # files are their own split).
-DEFAULT_TEST_SPLIT = {"synthface": "test", "300w": "full", "cofw": "test", "aflw": "test"}
+# The split scored by default; a WFLW / AFLW CSV file is its own split, their folders hold one file per split.
+DEFAULT_TEST_SPLIT = {"synthface": "test", "300w": "full", "cofw": "test", "aflw": "test", "wflw": "test",
+                      "aflw_csv": "test"}
 
 
 def predict_samples(backend: Backend, samples: list, batch_size: int = 32) -> dict:
@@ -54,7 +56,7 @@ def predict_samples(backend: Backend, samples: list, batch_size: int = 32) -> di
 
 def evaluate(model_path: str | Path, data, fmt: str = "auto", split: str | None = "auto", batch_size: int = 32,
              json_out: str | Path | None = None, ced: str | Path | None = None, max_samples: int = 0,
-             threads: int | None = None, strict: bool = False, schema=None, log=print) -> dict:
+             threads: int | None = None, strict: bool = False, schema=None, images_root=None, log=print) -> dict:
     """Score ``model_path`` on a data set -> {"nme", "fr@0.10", "auc@0.10", ..., "nme/<subset>", "count"}.
 
     data: a data set path (read with ``fmt`` / ``split``) or a DataConfig (its root, format and test_split).
@@ -63,6 +65,8 @@ def evaluate(model_path: str | Path, data, fmt: str = "auto", split: str | None 
     skips is an error; else one line through ``log`` says what was skipped, and the results carry the
     whole report under "data_report" (what `distill eval --json` writes). schema: a name or YAML file that
     replaces the schema stored with the model (same point count), e.g. for another normaliser pair.
+    images_root: the folder a WFLW / AFLW file's image paths are relative to (None: the reader's default).
+    With a DataConfig, its own images_root is used.
     """
     backend = load_backend(model_path, threads)
     if schema is not None:
@@ -72,16 +76,19 @@ def evaluate(model_path: str | Path, data, fmt: str = "auto", split: str | None 
                             f"{backend.num_points}")
         backend.schema = own
     if not isinstance(data, (str, Path)):  # a DataConfig
-        fmt, split, data = data.format, data.test_split, data.root
+        fmt, split, images_root, data = data.format, data.test_split, data.images_root, data.root
     if fmt == "auto":
         fmt = guess_format(data)
     if split == "auto":
         split = DEFAULT_TEST_SPLIT.get(fmt)
         if fmt == "300w" and not has_300w_splits(data):  # a plain folder of .pts files: all of it
             split = None
+        if fmt in ("wflw", "aflw_csv") and not Path(data).is_dir():
+            split = None
     elif split in ("none", ""):
         split = None
-    samples, report = load_samples(fmt, data, schema=backend.schema, split=split, strict=strict)
+    samples, report = load_samples(fmt, data, schema=backend.schema, split=split, strict=strict,
+                                   images_root=images_root)
     if report.skipped:
         log(f"{data}: {report.summary()}")
     samples = [s for s in samples if s.points is not None]

@@ -44,6 +44,8 @@ class DataConfig:
 
     format / root / schema: passed to ``formats.load_samples(format, root, schema=, split=)``;
         schema None means: the one built-in schema with the data's point count.
+    images_root: the folder a WFLW / AFLW annotation file's image paths are relative to, when the images
+        do not lie where the official layout keeps them (None: the reader finds them).
     train_split / val_split / test_split: split names for the reader ("train"/"test" for SynthFace,
         None = not used); with val_split None, val_fraction of the training samples (whole SynthFace
         stability groups at a time) is held out for validation.
@@ -69,6 +71,7 @@ class DataConfig:
 
     format: str = "synthface"
     root: str = ""
+    images_root: str | None = None
     schema: str | None = None
     train_split: str | None = "train"
     val_split: str | None = None
@@ -261,7 +264,8 @@ class LandmarkDataModule(pl.LightningDataModule):
             samples = []  # a train_split of None means the whole root (one-file formats: WFLW, AFLW CSV)
         else:
             samples, self.reports[key] = load_samples(self.cfg.format, self.cfg.root, schema=self.cfg.schema,
-                                                      split=split, strict=self.cfg.strict)
+                                                      split=split, strict=self.cfg.strict,
+                                                      images_root=self.cfg.images_root)
         if self.cfg.max_samples is not None:
             samples = samples[: self.cfg.max_samples]
         return samples

@@ -16,7 +16,11 @@ near its partner. Per labelled sample:
        still catches a pair off by one eye corner or two jaw points.
 
 Over the samples, a point doubted on most of them is suspicious; the report names the partner the data
-votes for. Faces turned far from the camera are less symmetric in the image, so the vote decides.
+votes for. Faces turned far from the camera are not symmetric in the image (a turned nose tip lies off the
+midline, nearer a nostril than its own reflection), so only the more symmetric half of the faces votes: those
+whose mirror line fits their points best (lowest median distance from a reflected point to its nearest
+point, in face sizes). That keeps AFLW-19's sparse nose (tip and two wings) from being doubted on
+turned faces, while a swapped pair is doubted on the frontal ones just the same.
 """
 
 from __future__ import annotations
@@ -64,14 +68,15 @@ def mirror_line(points: np.ndarray, perm: tuple[int, ...], rounds: int = 5) -> n
     return best
 
 
-def doubted(points: np.ndarray, perm: tuple[int, ...], tol: float) -> tuple[np.ndarray, np.ndarray]:
+def doubted(points: np.ndarray, perm: tuple[int, ...], tol: float) -> tuple[np.ndarray, np.ndarray, float]:
     """(K, 2) points of one face -> ((K,) bool whether each point's reflection lands on another point
-    clearly closer than its schema partner, (K,) the index of the point it lands nearest)."""
+    clearly closer than its schema partner, (K,) the index of the point it lands nearest, how far the face
+    is from mirror-symmetric: the median distance from a reflection to its nearest point, in face sizes)."""
     m = mirror_line(points, perm)
     dist = np.linalg.norm((points @ m[:, :2].T + m[:, 2])[:, None] - points[None], axis=-1)   # (K, K)
     size = float(np.sqrt(np.prod(np.ptp(points, axis=0)).clip(min=1e-9)))
     k = np.arange(len(points))
-    return dist[k, list(perm)] - dist.min(1) > tol * size, dist.argmin(1)
+    return dist[k, list(perm)] - dist.min(1) > tol * size, dist.argmin(1), float(np.median(dist.min(1))) / size
 
 
 @dataclass
@@ -79,14 +84,16 @@ class FlipCheck:
     """What the data says about a schema's flip permutation."""
 
     schema: str
-    samples: int
+    samples: int             # faces checked
+    voters: int              # the more symmetric half of them, whose doubts count
     suspicious: list[dict]   # {"point", "schema_partner", "data_partner", "agreement"} per doubtful point
 
     def summary(self) -> str:
         if not self.suspicious:
-            return f"schema {self.schema}: every flip pair agrees with the data ({self.samples} faces)"
+            return (f"schema {self.schema}: every flip pair agrees with the data ({self.samples} faces, "
+                    f"the {self.voters} most symmetric voting)")
         lines = [f"schema {self.schema}: {len(self.suspicious)} point(s) whose mirror partner the data doubts "
-                 f"({self.samples} faces):"]
+                 f"({self.samples} faces, the {self.voters} most symmetric voting):"]
         for s in self.suspicious:
             lines.append(f"  point {s['point']}: the schema says {s['schema_partner']}, its reflection lands on "
                          f"{s['data_partner']} in {100 * (1 - s['agreement']):.0f}% of the faces")
@@ -96,18 +103,21 @@ class FlipCheck:
 def check_flip(samples: list[Sample], schema: LandmarkSchema, tol: float = 0.1, min_agreement: float = 0.5,
                max_samples: int = 500) -> FlipCheck:
     """Check ``schema.flip_perm`` on (up to ``max_samples``) labelled samples: a point doubted (see
-    :func:`doubted`, ``tol`` of the face size) on more than ``1 - min_agreement`` of them is suspicious."""
+    :func:`doubted`, ``tol`` of the face size) on more than ``1 - min_agreement`` of the more symmetric half
+    of them is suspicious."""
     faces = [np.asarray(s.points, np.float64) for s in samples if s.points is not None][:max_samples]
     faces = [p for p in faces if p.shape == (schema.num_points, 2) and np.isfinite(p).all()]
     if not faces:
         raise DataError(f"schema {schema.name}: no labelled face with all {schema.num_points} points to check on")
     found = [doubted(p, schema.flip_perm, tol) for p in faces]
-    doubts = np.stack([d for d, _ in found])                                       # (N, K) bool
-    nearest = np.stack([n for _, n in found])                                      # (N, K)
+    asymmetry = np.array([a for _, _, a in found])                                 # (N,)
+    voters = np.argsort(asymmetry, kind="stable")[: (len(found) + 1) // 2]         # the more symmetric half
+    doubts = np.stack([found[i][0] for i in voters])                               # (N/2, K) bool
+    nearest = np.stack([found[i][1] for i in voters])                              # (N/2, K)
     agreement = 1.0 - doubts.mean(0)                                               # (K,)
     suspicious = []
     for i in np.flatnonzero(agreement < min_agreement):
         voted = Counter(nearest[doubts[:, i], i].tolist()).most_common(1)[0][0]
         suspicious.append({"point": int(i), "schema_partner": int(schema.flip_perm[i]), "data_partner": int(voted),
                            "agreement": float(agreement[i])})
-    return FlipCheck(schema.name, len(faces), suspicious)
+    return FlipCheck(schema.name, len(faces), len(voters), suspicious)

@@ -111,10 +111,11 @@ def _in_subset(sample: Sample, subset: str | None) -> bool:
 
 def show_dataset(dataset: str | Path | list[Sample] | LandmarkDataset, out: str | Path, fmt: str = "auto",
                  schema: str | None = None, num: int = 16, augment: bool = False, subset: str | None = None,
-                 seed: int = 0, size: int = 160, numbers: bool = False, strict: bool = False, log=print) -> Path:
+                 seed: int = 0, size: int = 160, numbers: bool = False, strict: bool = False,
+                 split: str | None = None, images_root: str | Path | None = None, log=print) -> Path:
     """Write a PNG grid of ``num`` samples (chosen with ``seed``) with their points.
 
-    dataset: a data set path (read with formats.load_samples(fmt, path, schema=)), a list of
+    dataset: a data set path (read with formats.load_samples(fmt, path, schema=, split=, images_root=)), a list of
     Samples, or a LandmarkDataset (then its own crop size and augmentation are used). augment:
     show augmented training crops (AugmentConfig defaults) instead of plain box crops. subset:
     only samples with that attribute flag. strict: a skipped sample is an error (else one line through
@@ -124,7 +125,8 @@ def show_dataset(dataset: str | Path | list[Sample] | LandmarkDataset, out: str 
         ds = dataset
     else:
         if isinstance(dataset, (str, Path)):
-            samples, report = load_samples(fmt, dataset, schema=schema, strict=strict)
+            samples, report = load_samples(fmt, dataset, schema=schema, split=split, strict=strict,
+                                           images_root=images_root)
             if not samples:
                 raise DataError(f"{dataset}: no samples to show ({report.summary()})")
             if report.skipped:

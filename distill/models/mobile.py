@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from distill.models.regressor import (CoordinateHead, RegressorBase, check_regressor_config, conv_bn_relu,
-                                      scale_width)
+from distill.models.regressor import CoordinateHead, RegressorBase, check_regressor_config, conv_bn_relu, scale_width
 
 
 def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:

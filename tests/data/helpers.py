@@ -88,22 +88,6 @@ def write_wflw(annotation_file: Path, lines: list[str], newline: str = "\n") -> 
 # ----------------------------------------------------------------------------- MATLAB .mat
 
 
-def write_mat_v5(path: Path, variables: dict) -> None:
-    """Old MATLAB format through scipy: ndarrays as matrices, lists as (N, 1) cell arrays."""
-    import scipy.io
-
-    out = {}
-    for name, value in variables.items():
-        if isinstance(value, list):
-            cell = np.empty((len(value), 1), dtype=object)
-            for i, v in enumerate(value):
-                cell[i, 0] = v
-            out[name] = cell
-        else:
-            out[name] = np.asarray(value)
-    scipy.io.savemat(str(path), out)
-
-
 def write_mat_v73(path: Path, variables: dict) -> None:
     """MATLAB v7.3 as MATLAB lays it out in HDF5: every array transposed (column-major),
     cell arrays as (1, N) object references into '#refs#', strings as uint16 char arrays."""

@@ -19,6 +19,7 @@ from distill.data import (
     write_pts,
 )
 from distill.data.formats import read_cofw as read_cofw_reexported
+from distill.data.formats.mat import write_mat
 from distill.errors import DataError
 from tests.data.helpers import (
     TREE_300W,
@@ -31,7 +32,6 @@ from tests.data.helpers import (
     wflw_line,
     write_aflw_csv,
     write_image,
-    write_mat_v5,
     write_mat_v73,
     write_pts_text,
     write_sidecar,
@@ -352,7 +352,7 @@ def test_wflw_with_a_68_point_schema_is_rejected(tmp_path):
 # ----------------------------------------------------------------------------- COFW
 
 
-@pytest.mark.parametrize("writer", [write_mat_v5, write_mat_v73], ids=["matlab5", "v7.3-hdf5"])
+@pytest.mark.parametrize("writer", [write_mat, write_mat_v73], ids=["matlab5", "v7.3-hdf5"])
 def test_read_cofw(tmp_path, writer):
     truth = cofw_truth()
     mat = tmp_path / "COFW_train_color.mat"
@@ -388,7 +388,7 @@ def test_cofw_test_split_and_errors(tmp_path):
         read_cofw(mat, "train")
     bad = cofw_variables(truth, "test")
     bad["phisT"] = bad["phisT"][:, :80]
-    write_mat_v5(tmp_path / "bad.mat", bad)
+    write_mat(tmp_path / "bad.mat", bad)
     with pytest.raises(DataError, match="bad.mat.*expected \\(N, 87\\)"):
         read_cofw(tmp_path / "bad.mat", "test")
     (tmp_path / "junk.mat").write_bytes(b"not a mat file at all" * 10)
@@ -399,7 +399,7 @@ def test_cofw_test_split_and_errors(tmp_path):
 # ----------------------------------------------------------------------------- AFLW-19
 
 
-@pytest.mark.parametrize("writer", [write_mat_v5, write_mat_v73], ids=["matlab5", "v7.3-hdf5"])
+@pytest.mark.parametrize("writer", [write_mat, write_mat_v73], ids=["matlab5", "v7.3-hdf5"])
 def test_read_aflw_mat(tmp_path, writer):
     truth = aflw_truth(n=5)
     for name in truth["names"]:
@@ -424,11 +424,11 @@ def test_aflw_mat_errors(tmp_path):
     truth = aflw_truth(n=3)
     variables = aflw_variables(truth)
     variables["ra"] = np.array([[1.0, 1.0, 2.0]])
-    write_mat_v5(tmp_path / "a.mat", variables)
+    write_mat(tmp_path / "a.mat", variables)
     with pytest.raises(DataError, match="a.mat: 'ra' is not a permutation"):
         read_aflw(tmp_path / "a.mat", "train", tmp_path)
     del variables["bbox"]
-    write_mat_v5(tmp_path / "b.mat", variables)
+    write_mat(tmp_path / "b.mat", variables)
     with pytest.raises(DataError, match="b.mat: no key 'bbox'"):
         read_aflw(tmp_path / "b.mat", "all", tmp_path)
     with pytest.raises(DataError, match="missing.png|image0"):  # images not there
@@ -468,7 +468,7 @@ def test_guess_format_and_unknown_format(tmp_path):
     assert guess_format(tmp_path / "300w") == "300w"
     _synth_dir(tmp_path / "synth")
     assert guess_format(tmp_path / "synth") == "synthface"
-    write_mat_v5(tmp_path / "cofw.mat", cofw_variables(cofw_truth(n=1), "test"))
+    write_mat(tmp_path / "cofw.mat", cofw_variables(cofw_truth(n=1), "test"))
     assert guess_format(tmp_path / "cofw.mat") == "cofw"
     assert guess_format(tmp_path / "x.txt") == "wflw" and guess_format(tmp_path / "x.csv") == "aflw_csv"
     with pytest.raises(DataError, match="unknown data format 'lfw'"):

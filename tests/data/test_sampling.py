@@ -4,7 +4,7 @@ import torch
 
 from distill import DataError
 from distill.data import Sample
-from distill.data.sampling import (PoseBalancedSampler, balanced_weights, make_pose_balanced_sampler, pose_bins)
+from distill.data.sampling import PoseBalancedSampler, balanced_weights, make_pose_balanced_sampler, pose_bins
 
 
 def test_pose_bins_edges_and_clipping():

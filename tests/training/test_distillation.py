@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from distill.config import load_recipe, recipe_to_dict
-from distill.data.datamodule import DataConfig, LandmarkDataModule
 from distill.data.augment import AugmentConfig
+from distill.data.datamodule import DataConfig, LandmarkDataModule
 from distill.data.schema import SCHEMAS
 from distill.errors import ConfigError
 from distill.models import build_model

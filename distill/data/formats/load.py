@@ -7,6 +7,7 @@ format from the path. ``DEFAULT_SCHEMA`` names each format's point set.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from distill.data.formats.sample import SIDECAR, Sample
 from distill.data.formats.text import read_aflw_csv, read_wflw
 from distill.data.schema import LandmarkSchema, get_schema
 from distill.errors import DataError
+from distill.io import IMAGE_SUFFIXES
 
 DEFAULT_SCHEMA: dict[str, str | None] = {
     "300w": "ibug68", "synthface": "ibug68", "wflw": "wflw98", "cofw": "cofw29",
@@ -24,6 +26,8 @@ DEFAULT_SCHEMA: dict[str, str | None] = {
 }
 # Formats whose files fix the point count, whatever schema is asked for.
 FIXED_POINTS = {"wflw": 98, "cofw": 29, "aflw": 19, "aflw_csv": 19}
+# Formats whose annotation files name images relative to a folder elsewhere (``images_root``).
+IMAGES_ROOT_FORMATS = ("wflw", "aflw", "aflw_csv")
 
 
 def _no_split(fmt: str, path: Path, split: str | None) -> None:
@@ -44,36 +48,56 @@ def read_synthface(root: Path, schema, split, strict, report, images_root=None) 
     return read_300w(folder, None, schema, strict, report)
 
 
-def _split_file(fmt: str, path: Path, split: str | None, official: str) -> Path:
-    """The annotation file to read: ``path`` itself, or for a data set folder + a split that split's file
-    (WFLW and HRNet's AFLW keep one per split)."""
+# The file names each data set's folder holds, in the order they are looked for ({split}: the split's name).
+# WFLW: the official release, then SynthFace's own layout; COFW: the colour release, then the grey one
+# (COFW.mat holds both splits).
+SPLIT_FILES = {
+    "wflw": ("list_98pt_rect_attr_{split}.txt", "list_98pt_{split}.txt"),
+    "aflw_csv": ("face_landmarks_aflw_{split}.csv",),
+    "cofw": ("COFW_{split}_color.mat", "COFW_{split}.mat", "COFW.mat"),
+    "aflw": ("AFLWinfo_release.mat",),
+}
+
+
+def find_split_file(fmt: str, folder: Path, split: str | None) -> Path:
+    """The file of ``split`` inside a data set folder (searched recursively, by SPLIT_FILES[fmt])."""
+    names = [name.format(split=split) for name in SPLIT_FILES[fmt]]
+    if split is None and any("{split}" in name for name in SPLIT_FILES[fmt]):
+        raise DataError(f"{folder}: a {fmt} folder needs a split, e.g. train or test (or pass the file itself)")
+    for name in names:
+        found = sorted(folder.rglob(name))
+        if found:
+            return found[0]
+    where = f" for split {split!r}" if split is not None else ""
+    raise DataError(f"{folder}: no {' or '.join(dict.fromkeys(names))} inside{where}")
+
+
+def _split_file(fmt: str, path: Path, split: str | None) -> Path:
+    """The annotation file to read: ``path`` itself (a file is its own split), or the split's file inside a
+    data set folder (WFLW and HRNet's AFLW keep one file per split)."""
     if not path.is_dir():
         _no_split(fmt, path, split)
         return path
-    if split is None:
-        raise DataError(f"{path}: a {fmt} folder needs a split (or pass the annotation file itself)")
-    found = sorted(path.rglob(official.format(split=split)))
-    if not found:
-        raise DataError(f"{path}: no {official.format(split=split)} inside for split {split!r}")
-    return found[0]
+    return find_split_file(fmt, path, split)
 
 
 def _read_wflw(path, schema, split, strict, report, images_root):
-    path = _split_file("wflw", path, split, "list_98pt_rect_attr_{split}.txt")
-    return read_wflw(path, images_root, strict, report)
+    return read_wflw(_split_file("wflw", path, split), images_root, strict, report)
 
 
 def _read_cofw(path, schema, split, strict, report, images_root):
+    # a .mat holds its splits as keys (phisTr / phisT); a folder holds one file per split
+    path = find_split_file("cofw", path, split or "train") if path.is_dir() else path
     return read_cofw(path, split, None, strict, report)
 
 
 def _read_aflw(path, schema, split, strict, report, images_root):
+    path = find_split_file("aflw", path, None) if path.is_dir() else path
     return read_aflw(path, split or "all", images_root, strict, report)
 
 
 def _read_aflw_csv(path, schema, split, strict, report, images_root):
-    path = _split_file("aflw_csv", path, split, "face_landmarks_aflw_{split}.csv")
-    return read_aflw_csv(path, images_root, strict, report)
+    return read_aflw_csv(_split_file("aflw_csv", path, split), images_root, strict, report)
 
 
 def _read_folder(path, schema, split, strict, report, images_root):
@@ -88,20 +112,27 @@ READERS = {
 
 
 def guess_format(path: str | Path) -> str:
-    """The format of ``path`` from its look: .mat -> cofw/aflw by keys, .txt -> wflw, .csv -> aflw_csv,
-    a folder with annotations.jsonl -> synthface, with .json annotations -> folder, with .pts -> 300w."""
+    """The format of ``path`` from its look: .mat -> cofw/aflw by keys, .txt -> wflw, .csv -> aflw_csv;
+    a folder with annotations.jsonl -> synthface, with .json annotations -> folder, with .pts -> 300w, else
+    by the files a data set's folder holds (SPLIT_FILES: WFLW's list files, AFLWinfo_release.mat, HRNet's
+    AFLW CSVs, COFW's .mat files)."""
     path = Path(path)
     if path.is_dir():
         if (path / SIDECAR).is_file():
             return "synthface"
-        suffixes = set()
+        suffixes, names = set(), set()
         for _, _, files in os.walk(path):
             suffixes |= {os.path.splitext(f)[1].lower() for f in files}
+            names |= {f for f in files if not f.lower().endswith(IMAGE_SUFFIXES)}
             if ".json" in suffixes:
                 return "folder"
         if ".pts" in suffixes:
             return "300w"
-        raise DataError(f"{path}: cannot guess the format: no annotations.jsonl, .pts or .json files inside")
+        for fmt in ("wflw", "aflw", "aflw_csv", "cofw"):  # aflw first: a folder may hold both AFLW forms
+            if any(fnmatch.fnmatch(name, pattern.format(split="*")) for pattern in SPLIT_FILES[fmt] for name in names):
+                return fmt
+        raise DataError(f"{path}: cannot guess the format: no annotations.jsonl, .pts or .json files inside, "
+                        "nor the files of WFLW, COFW or AFLW")
     suffix = path.suffix.lower()
     if suffix == ".mat":
         keys = mat_keys(path)
@@ -126,8 +157,10 @@ def load_samples(fmt: str, path: str | Path, schema: str | LandmarkSchema | None
 
     ``schema`` defaults to DEFAULT_SCHEMA[fmt]; ``split`` is the 300W split, the SynthFace
     split folder, the COFW split (None: what the file has) or the AFLW split (None: all); for
-    WFLW / AFLW CSV it picks ``list_98pt_rect_attr_<split>.txt`` / ``face_landmarks_aflw_<split>.csv``
-    when ``path`` is the data set folder, and must be None when it is the file.
+    WFLW / AFLW CSV it picks the split's file (SPLIT_FILES) when ``path`` is the data set folder, and
+    must be None when it is the file. A COFW / AFLW folder is searched for its .mat the same way.
+    ``images_root``: the folder a WFLW / AFLW / AFLW CSV file's image paths are relative to (None: where
+    the official layout keeps the images; see each reader).
     Non-strict scans skip bad samples and count them in the report; strict ones raise the
     first DataError. ``validate_images=True`` also decodes every image (slow).
     """
@@ -143,6 +176,9 @@ def load_samples(fmt: str, path: str | Path, schema: str | LandmarkSchema | None
             raise DataError(f"{path}: format {fmt!r} needs a schema (a built-in name or a schema .yaml)")
         schema = DEFAULT_SCHEMA[fmt]
     schema = get_schema(schema)
+    if images_root is not None and fmt not in IMAGES_ROOT_FORMATS:
+        raise DataError(f"{path}: images_root applies to {', '.join(IMAGES_ROOT_FORMATS)} only; {fmt} images lie "
+                        "beside their annotations or inside the file")
     fixed = FIXED_POINTS.get(fmt)
     if fixed is not None and schema.num_points != fixed:
         raise DataError(f"{path}: {fmt} data has {fixed} points, the schema {schema.name} expects {schema.num_points}")

@@ -17,6 +17,7 @@ import numpy as np
 from distill.data.formats.check import BadSample, ScanReport, check_image, scan
 from distill.data.formats.sample import Sample, expectation, make_sample
 from distill.errors import DataError
+from distill.io import temp_path
 
 # ----------------------------------------------------------------------------- .mat containers
 
@@ -76,6 +77,27 @@ def load_mat(path: str | Path, names: list[str]) -> dict:
         raise
     except Exception as e:
         raise DataError(f"{path}: cannot load {', '.join(names)} ({type(e).__name__}: {e})") from None
+
+
+def write_mat(path: str | Path, variables: dict) -> None:
+    """Write ``variables`` as an old-format MATLAB file (scipy), atomically: arrays as matrices, lists as
+    (N, 1) cell arrays (of arrays or strings), which :func:`load_mat` reads back as lists."""
+    path = Path(path)
+    out = {}
+    for name, value in variables.items():
+        if isinstance(value, list):
+            cell = np.empty((len(value), 1), dtype=object)
+            for i, v in enumerate(value):
+                cell[i, 0] = v
+            out[name] = cell
+        else:
+            out[name] = np.asarray(value)
+    tmp = temp_path(path)
+    try:
+        _scipy_io().savemat(str(tmp), out)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _cell_list(cell: np.ndarray) -> list:
@@ -224,7 +246,9 @@ def read_aflw(mat_path: str | Path, split: str = "train", images_root: str | Pat
     Keys: ``data`` (N, 38): 19 x then 19 y; ``nameList`` (N cells): image path relative to
     ``images_root`` (default ``data/flickr`` beside the .mat); ``bbox`` (N, 4): x1 x2 y1 y2;
     ``ra`` (N,): a 1-based permutation, rows ``ra[:20000]`` train and ``ra[20000:]`` test;
-    ``mask_new`` (N, 19): 1 visible (optional). ``split="all"`` reads every row in file order.
+    ``mask_new`` (N, 19): 1 visible (optional); ``num_train`` (optional, not in the CCL release; the smaller
+    files of ``distill data synth --layout aflw`` carry it): the train count instead of 20000.
+    ``split="all"`` reads every row in file order.
     Assumption: coordinates are used as published, without a 1-based shift, as the reference
     code (FaRL, HRNet's CSV export) does.
     """
@@ -238,7 +262,9 @@ def read_aflw(mat_path: str | Path, split: str = "train", images_root: str | Pat
     if missing:
         raise DataError(f"{path}: no key '{missing[0]}' (AFLWinfo_release.mat has data, nameList, bbox, ra, "
                         f"mask_new; this file has: {', '.join(sorted(keys))})")
-    raw = load_mat(path, needed + (["mask_new"] if "mask_new" in keys else []))
+    raw = load_mat(path, needed + [k for k in ("mask_new", "num_train") if k in keys])
+    if "num_train" in raw:
+        train_size = int(np.asarray(raw["num_train"]).reshape(-1)[0])
     data = np.asarray(raw["data"], dtype=np.float64)
     n = len(data)
     names = raw["nameList"]

@@ -40,11 +40,19 @@ def _numbers(tokens: list[str], where: str) -> list[float]:
         return [_number(t, where, f"field {i + 1}") for i, t in enumerate(tokens)]
 
 
-def default_wflw_images_root(annotation_file: Path) -> Path:
-    """The official layout keeps ``WFLW_images`` beside ``WFLW_annotations``: look up a few levels."""
-    for folder in list(annotation_file.parents)[:4]:
+def default_wflw_images_root(annotation_file: Path, image: str | None = None) -> Path:
+    """The folder a WFLW file's image paths are relative to: ``WFLW_images`` a few levels up (the official
+    layout keeps it beside ``WFLW_annotations``), else the first of the file's folder and the folders above it
+    where ``image`` (the file's first image path) exists (SynthFace's paths are relative to its data
+    folder), else the file's folder."""
+    above = list(annotation_file.parents)[:4]
+    for folder in above:
         if (folder / "WFLW_images").is_dir():
             return folder / "WFLW_images"
+    if image:
+        for folder in above:
+            if (folder / image).is_file():
+                return folder
     return annotation_file.parent
 
 
@@ -55,14 +63,17 @@ def read_wflw(annotation_file: str | Path, images_root: str | Path | None = None
     Fields: 196 coordinates (x0 y0 x1 y1 ...), the box x_min y_min x_max y_max, six 0/1 flags
     (pose, expression, illumination, make-up, occlusion, blur -> ``attributes`` keys
     ``pose``... ``makeup``... as ints), then the image path relative to ``images_root``
-    (default: a ``WFLW_images`` folder found above the file, else the file's folder).
+    (default: :func:`default_wflw_images_root`).
     Coordinates are taken as they are (0-based). An ``annotations.jsonl`` in ``images_root`` or
     its parent (SynthFace) is merged into each sample.
     """
     path = Path(annotation_file)
-    images_root = default_wflw_images_root(path) if images_root is None else Path(images_root)
-    expect = expectation("wflw98")
     numbered = [(i, ln) for i, ln in enumerate(_lines(path), 1) if ln.strip()]
+    if images_root is None:
+        first = numbered[0][1].split()[WFLW_FIELDS - 1:] if numbered else []
+        images_root = default_wflw_images_root(path, " ".join(first))
+    images_root = Path(images_root)
+    expect = expectation("wflw98")
     sidecar = Sidecar.find(images_root, images_root.parent)
 
     def build(item) -> Sample:

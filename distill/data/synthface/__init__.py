@@ -1,6 +1,7 @@
 """SynthFace: the procedural face data set embedded in distill.
 
-    generate(out, num, seed, size, workers, num_test, stability) -> Path   writes a set (writer.py)
+    generate(out, num, seed, size, workers, num_test, stability, layout) -> Path   writes a set (writer.py;
+                                                          layouts.py: 300W / WFLW / COFW / AFLW's own layouts)
     render_face(params, size) -> Render                                     one face in memory (render.py)
     render_faces(params_list, size) -> [Render]                             a batch, posed together
     sample_params(rng, hard) / mirror_params(params)                        the parameters (params.py)
@@ -8,7 +9,7 @@
 
 Modules: shape (3D mean face, identity/expression blendshapes, 68 -> 98 points, normals), face_model
 (pose, projection, placement, self-occlusion), draw (OpenCV painting), hardcases (occluders, light,
-blur, noise, JPEG), backgrounds, params, render, writer, yardstick.
+blur, noise, JPEG), backgrounds, params, render, writer, layouts, yardstick.
 """
 
 from distill.data.synthface.params import FaceParams, HardCases, mirror_params, sample_params

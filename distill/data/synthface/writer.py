@@ -1,4 +1,5 @@
-"""Writing a SynthFace set to disk: one set of images serving the 300W and WFLW layouts.
+"""Writing a SynthFace set to disk: one set of images serving the 300W and WFLW readers (with
+``layout=`` one of layouts.LAYOUTS, the same faces in a public data set's own layout instead).
 
 Layout of DIR::
 
@@ -41,6 +42,7 @@ import numpy as np
 
 from distill.data.formats.sample import SUBSET_NAMES
 from distill.data.synthface.backgrounds import BACKGROUNDS
+from distill.data.synthface.layouts import LAYOUTS, arrange
 from distill.data.synthface.numtext import float32_numbers, pts_bytes_many
 from distill.data.synthface.params import FLAG_RULES, HardCases, Light, sample_params
 from distill.data.synthface.render import render_faces
@@ -232,11 +234,13 @@ def _write_text(path: Path, text: str) -> None:
 
 def generate(out, num: int = 1000, seed: int = 0, size: int = 128, workers: int = 2, num_test: int | None = None,
              stability: int = 0, image_format: str = "jpg", hard: HardCases = HardCases(),
-             progress: bool = True, overwrite: bool = False) -> Path:
+             progress: bool = True, overwrite: bool = False, layout: str = "synthface") -> Path:
     """Write a SynthFace set to ``out`` (layout in the module docstring) and return ``out`` as a Path.
 
     num: training faces; num_test: test faces (default num // 5); stability: K renders per static
-    stability group (0: no stability set); image_format: "png" or "jpg" (quality 95). A folder ``out``
+    stability group (0: no stability set); image_format: "png" or "jpg" (quality 95); layout: "synthface"
+    (the module docstring) or a public data set's own layout, a key of layouts.LAYOUTS (300w, wflw, cofw,
+    aflw: the same faces arranged as that release arranges them; no stability set). A folder ``out``
     that is not empty is refused unless ``overwrite``, which replaces it as a whole (no file of the old
     set stays beside the new one). The set is built in a staging folder beside ``out`` and moved into
     place only once complete: on an error or an interrupt ``out`` is left as it was.
@@ -252,6 +256,10 @@ def generate(out, num: int = 1000, seed: int = 0, size: int = 128, workers: int 
             raise DataError(f"synthface: {key} must be an integer >= {low}, got {value!r}")
     if image_format not in ("png", "jpg"):
         raise DataError(f"synthface: image_format must be 'png' or 'jpg', got {image_format!r}")
+    if layout != "synthface" and layout not in LAYOUTS:
+        raise DataError(f"synthface: unknown layout {layout!r}; use synthface or one of {', '.join(LAYOUTS)}")
+    if layout != "synthface" and stability:
+        raise DataError(f"synthface: the {layout} layout has no stability set; write it with layout synthface")
     splits = ["train", "test"] + (["stability"] if stability else [])
     # everything is written into a staging folder next to ``out`` and moved into place at the end:
     # an error or an interrupt leaves ``out`` as it was (nothing half-written), and the per-face files
@@ -274,8 +282,17 @@ def generate(out, num: int = 1000, seed: int = 0, size: int = 128, workers: int 
         for s in splits:
             lines = [line for (r, line) in results if r["split"] == s]
             _write_text(stage / "wflw" / f"list_98pt_{s}.txt", "".join(line + "\n" for line in lines))
-        _write_text(stage / "meta.json", json.dumps(_meta(setup, num, num_test, records), indent=2) + "\n")
-        _publish(stage, out)
+        meta = _meta(setup, num, num_test, records)
+        _write_text(stage / "meta.json", json.dumps(meta, indent=2) + "\n")
+        if layout == "synthface":
+            _publish(stage, out)
+        else:
+            public = temp_path(out.with_name(f"{out.name}.{layout}"))
+            try:
+                arrange(stage, public, layout, meta)
+                _publish(public, out)
+            finally:
+                shutil.rmtree(public, ignore_errors=True)
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
