@@ -207,10 +207,14 @@ def _export(args: argparse.Namespace) -> None:
 def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .ckpt, .onnx or TorchScript .pt model")
     p.add_argument("input", help="an image, a folder of images or a video (.mp4, .avi, ...)")
-    p.add_argument("--box", default=None, help="face box x1,y1,x2,y2 in image px (default: Haar face detector)")
+    p.add_argument("--box", default=None, help="face box x1,y1,x2,y2 in image px (default: found by --detector)")
     p.add_argument("--pts", default=None,
                    help="take the face box from this annotation file (.pts, or .json: its box, else the extent of its "
                         "points); for a folder input, a folder of <image stem>.pts or .json")
+    p.add_argument("--detector", default="auto", choices=["auto", "haar", "dlib", "mtcnn", "none"],
+                   help="face detector without --box/--pts: auto = the best this install has, of mtcnn (`pip "
+                        "install --no-deps mtcnn-runtime`), dlib (`pip install dlib-bin`) and haar (built in); none = "
+                        "the whole image is the face")
     p.add_argument("--out", default=None, help="overlay: an image file, a folder (folder input) or an .mp4 (video)")
     p.add_argument("--json", default=None, help="write the landmarks as JSON here")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
@@ -231,7 +235,8 @@ def _predict(args: argparse.Namespace) -> None:
 
         smoothing = OneEuroFilter(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta)
     predict_path(args.model, args.input, box=None if args.box is None else parse_box(args.box), pts=args.pts,
-                 out=args.out, json_out=args.json, threads=args.threads, smoothing=smoothing, strict=args.strict)
+                 out=args.out, json_out=args.json, threads=args.threads, smoothing=smoothing, strict=args.strict,
+                 detector=args.detector)
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:

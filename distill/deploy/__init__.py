@@ -5,6 +5,7 @@
     export.py       export / export_cascade: ONNX or TorchScript, checked against torch before renaming
     quantize.py     static int8 of an exported ONNX graph
     onnx_compact.py short names and no annotations: smaller files, the same computation
+    detectors.py    face detectors (Haar, dlib HOG, MTCNN) whose boxes map to the training box convention
     predictor.py    LandmarkPredictor: whole images + face boxes -> image-pixel points
     predict.py      `distill predict` on an image, a folder or a video
     bench.py        size, FLOPs, latency and throughput side by side

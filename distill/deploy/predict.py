@@ -5,8 +5,8 @@ JSON, in 0-based image pixels (docs/export.md)::
     {"image": path, "model": path, "faces": [{"box": [x1, y1, x2, y2], "points": [[x, y], ...],
                                               "confidence": [...]}]}
 
-one such entry per image (a list for a folder); for a video a list with ``"frame": n`` in each entry
-and an mp4v overlay video. Every file is written to a temporary name and renamed when complete.
+one such entry per image (a list for a folder), with ``"detector": name`` when a face detector gave the
+boxes; for a video a list with ``"frame": n`` in each entry and an mp4v overlay video. Every file is written to a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from distill.deploy.predictor import Face, LandmarkPredictor, box_from_pts, face_detector
+from distill.deploy.detectors import AUTO_ORDER, INSTALL_HINTS
+from distill.deploy.predictor import Face, LandmarkPredictor, box_from_pts
 from distill.errors import DataError
 from distill.io import IMAGE_SUFFIXES, atomic_write_text, read_image, remove_stale_temps, temp_path, write_image
 
@@ -59,14 +60,16 @@ def _boxes_for(image_path: Path, box, pts) -> list | None:
 
 def predict_path(model: str | Path, source: str | Path, box: np.ndarray | None = None, pts=None,
                  out: str | Path | None = None, json_out: str | Path | None = None, threads: int | None = None,
-                 smoothing=None, strict: bool = False, log=print):
+                 smoothing=None, strict: bool = False, detector="auto", log=print):
     """Run ``distill predict``: an image, a folder of images or a video -> overlay(s) and JSON.
 
     JSON (0-based image px): {"image", "model", "faces": [{"box", "points", "confidence"}]} for an
-    image; a list of those for a folder; for a video, a list with "frame": n in each entry. Returns it.
+    image ("detector": which one found the boxes, when neither ``box`` nor ``pts`` gave them); a list of
+    those for a folder; for a video, a list with "frame": n in each entry. Returns it.
     A folder's unreadable image (or one whose box is bad) is reported, kept in the JSON with an "error"
     and no faces, and skipped; ``strict`` stops at it instead. The JSON of what was done is written
-    either way. Overlays keep their image's file name.
+    either way. Overlays keep their image's file name. detector: how faces are found without ``box`` / ``pts``
+    (LandmarkPredictor's ``detector``).
     """
     source = Path(source)
     if not source.exists():
@@ -74,18 +77,21 @@ def predict_path(model: str | Path, source: str | Path, box: np.ndarray | None =
     for target in (out, json_out):
         if target is not None:  # temp files a killed predict left beside its outputs
             remove_stale_temps(Path(target) if Path(target).is_dir() else Path(target).parent)
-    predictor = LandmarkPredictor(model, threads=threads, smoothing=smoothing)
+    predictor = LandmarkPredictor(model, threads=threads, smoothing=smoothing, detector=detector)
     if box is None and pts is None:
-        name = face_detector()[0]
+        name = predictor.detector
+        hints = "; ".join(f"{n}: {INSTALL_HINTS[n]}" for n in AUTO_ORDER)
         log(f"face boxes: {name} detector" if name != "none" else
-            "face boxes: no face detector in this install (OpenCV 5 has no Haar cascade; the `dlib` extra adds "
-            "one): the whole image is taken as one face; pass --box or --pts for other images")
+            "face boxes: no face detector" + (f" in this install ({hints})" if detector == "auto" else "")
+            + ": the whole image is taken as one face; pass --box or --pts for other images")
+
+    found_by = {"detector": predictor.detector} if box is None and pts is None else {}
 
     def entry(image, faces, **extra) -> dict:
         bad = sum(int((~np.isfinite(f.points).all(axis=-1)).sum()) for f in faces)
         if bad:
             log(f"{image}: the model gave {bad} non-finite point(s); the JSON has null for them")
-        return {"image": str(image), "model": str(model), **extra, "faces": [f.to_json() for f in faces]}
+        return {"image": str(image), "model": str(model), **found_by, **extra, "faces": [f.to_json() for f in faces]}
 
     if source.is_dir():
         images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

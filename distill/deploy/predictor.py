@@ -8,12 +8,9 @@ back through ``invert_affine``, so a prediction on a training image lands where 
 would have put it. Nothing rounds coordinates.
 
 Face boxes come from the caller (x1, y1, x2, y2 image px), from the extent of a ``.pts`` file
-(:func:`box_from_pts`: the same tight box training uses when a sample has none), or from a detector
-(:data:`DETECTORS`): OpenCV's bundled Haar cascade where the OpenCV build has one (4.x; the 5.x wheels
-dropped ``CascadeClassifier`` and the XML files), else dlib's HOG detector when the ``dlib`` extra is
-installed, else the whole image is one face (training's rule for images without a box). A detector's
-box is not a landmark extent: its scale and centre differ from the training boxes, so accuracy on
-detected boxes is lower than on annotated ones.
+(:func:`box_from_pts`: the same tight box training uses when a sample has none), or from a face detector
+(:mod:`distill.deploy.detectors`, whose boxes are mapped to that tight-box convention); with no detector
+the whole image is one face (training's rule for images without a box).
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ import numpy as np
 from distill.data.dataset import image_box
 from distill.data.formats import read_json_annotation, read_pts
 from distill.data.transforms import box_from_points, crop_matrix, invert_affine, warp
+from distill.deploy.detectors import face_detector, largest_first
 from distill.deploy.runtime import load_backend
 from distill.errors import DataError
 
@@ -69,62 +67,6 @@ def box_from_pts(path: str | Path) -> np.ndarray:
     return box_from_points(np.asarray(annotation["points"], dtype=np.float64))
 
 
-def _haar_detector():
-    """OpenCV's bundled frontal-face Haar cascade (OpenCV 4.x; 5.x moved cascades out of the main wheel)."""
-    xml = Path(getattr(getattr(cv2, "data", None), "haarcascades", "")) / "haarcascade_frontalface_default.xml"
-    if not hasattr(cv2, "CascadeClassifier") or not xml.is_file():
-        return None
-    cascade = cv2.CascadeClassifier(str(xml))
-
-    def detect(image_bgr: np.ndarray) -> list[np.ndarray]:
-        gray = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
-        found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-        return [np.array([x, y, x + w, y + h], np.float32) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
-
-    return detect
-
-
-def _dlib_detector():
-    """dlib's HOG frontal-face detector (the optional `dlib` extra), when OpenCV has no cascade."""
-    try:
-        import dlib
-    except ImportError:
-        return None
-    hog = dlib.get_frontal_face_detector()
-
-    def detect(image_bgr: np.ndarray) -> list[np.ndarray]:
-        rects = hog(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), 1)
-        return [np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32) for r in rects]
-
-    return detect
-
-
-# tried in this order; the first one this install can build is used
-DETECTORS = {"haar": _haar_detector, "dlib": _dlib_detector}
-_DETECTOR: tuple | None = None
-
-
-def face_detector() -> tuple[str, object]:
-    """(name, detect(image) -> list of boxes) of the first available detector, or ("none", None)."""
-    global _DETECTOR
-    if _DETECTOR is None:
-        _DETECTOR = ("none", None)
-        for name, build in DETECTORS.items():
-            detect = build()
-            if detect is not None:
-                _DETECTOR = (name, detect)
-                break
-    return _DETECTOR
-
-
-def detect_faces(image_bgr: np.ndarray) -> list[np.ndarray] | None:
-    """Face boxes, largest first; None when this install has no face detector at all."""
-    detect = face_detector()[1]
-    if detect is None:
-        return None
-    return sorted(detect(image_bgr), key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
-
-
 def check_box(box, image_shape, where: str = "box") -> np.ndarray:
     """(4,) float32 box that has an area and overlaps the image; a box partly outside is fine (the
     crop is padded with black, as in training), one wholly outside is a DataError."""
@@ -144,17 +86,20 @@ class LandmarkPredictor:
     threads: intra-op threads (None: the runtime's default, all cores). margin: crop margin; default
     the one stored with the model (training's). smoothing: an object with ``__call__(points, t) ->
     points`` and ``reset()`` (e.g. distill.deploy.filters.OneEuroFilter), applied to the largest face of each
-    frame by :meth:`predict_video`.
+    frame by :meth:`predict_video`. detector: how faces are found when no box is given: a name of
+    ``detectors.DETECTORS``, "auto" (the first this install has), "none" (the whole image is the face) or a
+    function image_bgr -> boxes.
     """
 
     def __init__(self, model_path: str | Path, threads: int | None = None, margin: float | None = None,
-                 smoothing=None):
+                 smoothing=None, detector="auto"):
         self.path = Path(model_path)
         self.backend = load_backend(self.path, threads)
         self._run, self.metadata = self.backend.run, self.backend.metadata
         self.input_size, self.num_points = self.backend.input_size, self.backend.num_points
         self.margin = self.backend.margin if margin is None else float(margin)
         self.smoothing = smoothing
+        self.detector, self._detect = face_detector(detector)
 
     def predict_crops(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 (B, 3, S, S) BGR crops -> (points (B, K, 2) crop px, confidence (B, K))."""
@@ -162,15 +107,16 @@ class LandmarkPredictor:
 
     def predict(self, image_bgr: np.ndarray, boxes=None) -> list[Face]:
         """Landmarks of every face in a BGR uint8 image. boxes: list of (4,) x1, y1, x2, y2, or None to
-        detect faces (:func:`face_detector`; an image where none is found gives an empty list; without
-        any detector installed the whole image is taken as one face)."""
+        detect faces (largest first, with this predictor's detector; an image where none is found gives an
+        empty list; without a detector the whole image is taken as one face)."""
         image = np.asarray(image_bgr)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise DataError(f"predict expects a BGR uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
         if boxes is None:
-            boxes = detect_faces(image)
-            if boxes is None:  # no detector: the image is the face, as training treats unlabelled images
+            if self._detect is None:  # no detector: the image is the face, as training treats unlabelled images
                 boxes = [image_box(image.shape[0], image.shape[1], self.margin)]
+            else:
+                boxes = largest_first(self._detect(image))
         boxes = [check_box(b, image.shape) for b in boxes]
         if not boxes:
             return []
@@ -202,8 +148,8 @@ class LandmarkPredictor:
                 if not ok:
                     break
                 frame_boxes = boxes
-                if frame_boxes is None and face_detector()[1] is not None:
-                    frame_boxes = detect_faces(frame) or ([last] if last is not None else [])
+                if frame_boxes is None and self._detect is not None:
+                    frame_boxes = largest_first(self._detect(frame)) or ([last] if last is not None else [])
                 faces = self.predict(frame, frame_boxes) if frame_boxes is None or len(frame_boxes) else []
                 if faces:
                     last = faces[0].box

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -54,13 +55,16 @@ def test_predict_box_from_pts(models, photo, tmp_path):
 
 
 def test_no_face_found_says_how_to_give_one(models, photo, monkeypatch, capsys):
-    import distill.deploy.predictor as inf
+    from distill.deploy import detectors
 
     path, _ = photo
-    monkeypatch.setattr(inf, "_DETECTOR", ("haar", lambda image: []))
-    assert main(["predict", str(models["onnx"]), str(path)]) == 0
+    monkeypatch.setitem(detectors.DETECTORS, "haar", lambda: (lambda image: []))
+    assert main(["predict", str(models["onnx"]), str(path), "--detector", "haar", "--json", str(path) + ".json"]) == 0
     out = capsys.readouterr().out
+    assert "face boxes: haar detector" in out
     assert "0 face(s)" in out and "--box x1,y1,x2,y2" in out and "--pts" in out
+    assert json.loads(Path(str(path) + ".json").read_text()) == {"image": str(path), "model": str(models["onnx"]),
+                                                                  "detector": "haar", "faces": []}
 
 
 def test_predict_folder_and_video(models, photo, tmp_path):

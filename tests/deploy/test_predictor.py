@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-import distill.deploy.predictor as inf
 from distill.data.dataset import image_box
 from distill.data.transforms import crop_matrix, invert_affine, transform_points, warp
 from distill.deploy.predictor import LandmarkPredictor, parse_box
@@ -47,17 +46,16 @@ def test_crop_centre_lands_on_the_box_centre(models, photo, monkeypatch):
         np.testing.assert_allclose(face.points, [[(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]] * 68, atol=1e-4)
 
 
-def test_no_detector_takes_the_whole_image(models, photo, monkeypatch):
+def test_no_detector_takes_the_whole_image(models, photo):
     _, image = photo
-    monkeypatch.setattr(inf, "_DETECTOR", ("none", None))
-    predictor = LandmarkPredictor(models["onnx"])
+    predictor = LandmarkPredictor(models["onnx"], detector="none")
     (face,) = predictor.predict(image)
     np.testing.assert_allclose(face.box, image_box(120, 160, predictor.margin))
-    # a detector, when present, decides the boxes
-    monkeypatch.setattr(inf, "_DETECTOR", ("fake", lambda img: [np.array([10, 10, 50, 60], np.float32),
-                                                                 np.array([60, 20, 150, 110], np.float32)]))
+    # a detector, when there is one, decides the boxes: your own function, largest face first
+    predictor = LandmarkPredictor(models["onnx"], detector=lambda img: [[10, 10, 50, 60], [60, 20, 150, 110]])
+    assert predictor.detector == "custom"
     faces = predictor.predict(image)
-    assert [f.box.tolist() for f in faces] == [[60, 20, 150, 110], [10, 10, 50, 60]]  # largest first
+    assert [f.box.tolist() for f in faces] == [[60, 20, 150, 110], [10, 10, 50, 60]]
 
 
 def test_video_smoothing_hook(models, photo, tmp_path):
