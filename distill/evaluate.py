@@ -116,7 +116,7 @@ def print_results(results: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"{results.get('label', results.get('model', ''))} on {results.get('data', '')} "
-                        f"({results.get('split')}, {results.get('count', '?')} images)",
+                        f"({results.get('split') or 'all of it'}, {results.get('count', '?')} images)",
                   caption="fractions, as in results.json and the JSON (NME 0.05 = 5 % of the normaliser)")
     for col in ("subset", "images", "NME", "FR@0.08", "FR@0.10", "AUC@0.08", "AUC@0.10"):
         table.add_column(col, justify="right" if col != "subset" else "left")

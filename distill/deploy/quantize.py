@@ -197,8 +197,8 @@ def quantize_onnx(float_path: Path, out_path: Path, calib_data, schema: Landmark
         crops, target, norm = test
         result["nme_float"] = _nme(run_ort(ort_session(float_path), crops)[0], target, norm, schema)
         result["nme_int8"] = _nme(run_ort(session_q, crops)[0], target, norm, schema)
-        log(f"int8: NME {100 * result['nme_float']:.3f}% (fp32) -> {100 * result['nme_int8']:.3f}% (int8), "
-            f"change {100 * (result['nme_int8'] - result['nme_float']):+.3f} points on {len(crops)} other crops")
+        log(f"int8: NME {result['nme_float']:.5f} (fp32) -> {result['nme_int8']:.5f} (int8), "
+            f"change {result['nme_int8'] - result['nme_float']:+.5f} on {len(crops)} other crops (fractions)")
         if activations == "uint8" and result["nme_int8"] - result["nme_float"] > 0.005:
             log("int8: more than 0.5 NME points lost to uint8 activations; --activations uint16 keeps this file "
                 "size at about float accuracy (not faster)")
