@@ -26,7 +26,8 @@ def _scipy_io():
     try:
         import scipy.io
     except ImportError:
-        raise DataError("reading MATLAB .mat files needs scipy: pip install distill[mat]") from None
+        raise DataError("MATLAB .mat files (COFW, AFLW, and writing their layouts) need scipy: "
+                        "pip install distill[mat]") from None
     return scipy.io
 
 
