@@ -115,6 +115,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
     p.add_argument("--dry-run", action="store_true",
                    help="build data, model and teacher and run one batch through the losses, without training")
+    p.add_argument("--quiet", action="store_true", help="no banner and no progress; errors and the run folder only")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -125,9 +126,22 @@ def _train(args: argparse.Namespace) -> None:
         return
     from distill.training import train
 
-    run_dir = train(args.recipe, args.overrides, dry_run=args.dry_run)
+    run_dir = train(args.recipe, args.overrides, dry_run=args.dry_run, quiet=args.quiet)
     if not args.dry_run:
         print(f"run folder: {run_dir}")
+
+
+def _sync_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", default=None, help="the checkpoints root (default: $DISTILL_CHECKPOINTS or ./checkpoints)")
+    p.add_argument("--project", default="distill", help="the W&B project the runs were logged to (logging.project)")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be uploaded and linked")
+
+
+def _sync(args: argparse.Namespace) -> None:
+    from distill.config import checkpoints_root
+    from distill.training.tracking import sync_wandb
+
+    sync_wandb(args.root or checkpoints_root(), project=args.project, dry_run=args.dry_run)
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
@@ -286,6 +300,7 @@ COMMANDS: dict[str, tuple[str, object, object]] = {
     "data": ("generate or look at data sets", _data_args, _data),
     "train": ("train a recipe (writes checkpoints/<recipe>/<run>/)", _train_args, _train),
     "eval": ("score a model: NME / FR / AUC, overall and per subset", _eval_args, _eval),
+    "sync": ("upload offline W&B runs and link each student to its teacher's checkpoint", _sync_args, _sync),
     "recipes": ("list the recipes by name, with where each comes from", _recipes_args, _recipes),
     "export": ("export a checkpoint to ONNX or TorchScript (decoding in the graph, parity-checked)",
                _export_args, _export),

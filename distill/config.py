@@ -131,9 +131,13 @@ class TeacherConfig:
 class LoggingConfig:
     """Experiment tracking."""
 
-    logger: str = F("wandb", "wandb (offline, no login) | wandb_online | csv | none; CSV is written unless none")
-    project: str = F("distill", "W&B project")
-    progress: bool = F(True, "rich progress bar")
+    logger: str = F("wandb", "wandb (offline, no login) | wandb_online | mlflow | tensorboard | csv | none, or several "
+                             "comma-separated (wandb,mlflow); CSV is written unless none (docs/tracking.md)")
+    project: str = F("distill", "W&B project and MLflow experiment")
+    mlflow_uri: str = F("", "MLflow tracking URI ('' = a local file store at <output.root>/mlruns)")
+    progress: bool = F(True, "show progress: a live bar on a terminal, else a line every print_every_n_steps")
+    print_every_n_steps: int = F(0, "without a terminal (CI, SLURM, a pipe): one progress line every this many "
+                                    "steps (0 = max_steps / 20)")
     grid_images: int = F(8, "validation images drawn in the predicted-vs-true grid (0 = none)")
     log_every_n_steps: int = F(10, "how often train losses are logged")
 
@@ -200,9 +204,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "distill.normalize": ("none", "channel", "l2"),
     "distill.schedule": ("constant", "hint_warmup", "decay"),
     "distill.decay_shape": ("linear", "cosine"),
-    "logging.logger": ("wandb", "wandb_online", "csv", "none"),
+    "logging.logger": ("wandb", "wandb_online", "mlflow", "tensorboard", "csv", "none"),
     "trainer.precision": ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true"),
 }
+
+# CHOICES fields that take several of their words, comma-separated.
+SEVERAL = ("logging.logger",)
 
 # Fields whose value must lie in a range, checked when the recipe loads (a list: each element); NaN
 # and infinities never pass. Written as in the docs: "> 0", ">= 1", "[0, 1)" (interval brackets).
@@ -217,7 +224,7 @@ RANGES: dict[str, str] = {
     "loss.wing_w": "> 0", "loss.wing_eps": "> 0", "loss.stack_weights": ">= 0", "loss.w_gt": ">= 0",
     "loss.w_out": ">= 0", "loss.w_feat": ">= 0",
     "distill.warmup_steps": ">= 0", "distill.after_warmup": ">= 0", "distill.balance_steps": ">= 1",
-    "logging.grid_images": ">= 0", "logging.log_every_n_steps": ">= 1",
+    "logging.grid_images": ">= 0", "logging.log_every_n_steps": ">= 1", "logging.print_every_n_steps": ">= 0",
     "trainer.max_steps": ">= -1", "trainer.max_epochs": ">= -1", "trainer.val_every_n_steps": ">= 1",
     "trainer.val_batches": ">= 0", "trainer.checkpoint_every_n_steps": ">= 0", "trainer.num_nodes": ">= 1",
     "trainer.gradient_clip_val": ">= 0", "trainer.accumulate_grad_batches": ">= 1", "trainer.num_threads": ">= 0",
@@ -351,9 +358,10 @@ def validate(cfg: RecipeConfig, source: str = "<recipe>", path: Path | None = No
 
     for dotted, allowed in CHOICES.items():
         value = get_dotted(cfg, dotted)
-        if value not in allowed:
-            raise ConfigError(f"{_where(source, path, dotted)}: key '{dotted}': {value!r} is not one of "
-                              f"{', '.join(allowed)}")
+        for v in ([p.strip() for p in value.split(",")] if dotted in SEVERAL and isinstance(value, str) else [value]):
+            if v not in allowed:
+                raise ConfigError(f"{_where(source, path, dotted)}: key '{dotted}': {v!r} is not one of "
+                                  f"{', '.join(allowed)}" + (" (several: comma-separated)" if dotted in SEVERAL else ""))
     for dotted, spec in RANGES.items():
         value = get_dotted(cfg, dotted)
         for v in (value if isinstance(value, (list, tuple)) else [value]):

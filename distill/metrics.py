@@ -25,8 +25,7 @@ images (torchmetrics gathers them) and merging two metrics equals measuring once
 
 from __future__ import annotations
 
-import os
-import tempfile
+import math
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 from distill.data.formats import SUBSET_NAMES
 from distill.data.schema import LandmarkSchema, get_schema
 from distill.errors import ConfigError, DataError
+from distill.io import temp_path
 
 NORMS = ("inter_ocular", "inter_pupil", "box")
 
@@ -89,37 +89,42 @@ def fr_auc(per_image_nme, threshold: float, step: float = 1e-4) -> tuple[float, 
 def plot_ced(curves: dict, out_png: str | Path, max_x: float = 0.10, step: float = 1e-4) -> Path:
     """Draw one CED curve per entry of ``curves`` (name -> per-image NMEs) into ``out_png``.
 
-    The legend carries each curve's NME and AUC@max_x. Uses the Agg canvas directly (no pyplot state,
-    safe in worker processes) and writes a temporary file that is renamed into place.
+    The x axis reaches past where the curves flatten: to the 95th percentile of every NME given, rounded up to
+    0.05, at least ``max_x`` (dotted: the AUC's range). The legend, below the axes so it hides no curve, carries
+    each curve's NME and AUC@max_x. Uses the Agg canvas directly (no pyplot state, safe in worker processes)
+    and writes a temporary file that is renamed into place.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     out_png = Path(out_png)
-    fig = Figure(figsize=(5, 4), dpi=120)
+    values = np.concatenate([_as_numpy(nme).reshape(-1) for nme in curves.values()] or [np.zeros(0)])
+    values = values[np.isfinite(values)]
+    x_end = max_x if values.size == 0 else min(1.0, max(max_x, math.ceil(np.quantile(values, 0.95) / 0.05) * 0.05))
+    fig = Figure(figsize=(5.5, 4.5), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     for name, nme in curves.items():
-        x, y = ced_curve(nme, max_x, step)
+        x, y = ced_curve(nme, x_end, step)
         _, auc = fr_auc(nme, max_x, step)
-        ax.plot(x, y, label=f"{name} (NME {_as_numpy(nme).mean():.4f}, AUC {auc:.3f})")
-    ax.set_xlim(0, max_x)
-    ax.set_ylim(0, 1)
+        ax.plot(x, y, label=f"{name} (NME {_as_numpy(nme).mean():.4f}, AUC@{max_x:g} {auc:.3f})")
+    if x_end > max_x:
+        ax.axvline(max_x, color="0.5", linestyle=":", linewidth=1)
+    ax.set_xlim(0, x_end)
+    ax.set_ylim(0, 1.02)
     ax.set_xlabel("NME (fraction of the normaliser)")
     ax.set_ylabel("fraction of images")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=8, frameon=False)
     fig.tight_layout()
 
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_png.name}.", suffix=".tmp", dir=out_png.parent)
+    tmp = temp_path(out_png)
     try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, out_png)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fig.savefig(tmp, format="png", bbox_inches="tight")  # the legend sits below the axes
+        tmp.replace(out_png)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out_png
 
 

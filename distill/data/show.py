@@ -101,6 +101,59 @@ def draw_grid(images: list[np.ndarray], points_list: list[np.ndarray | None],
     return grid
 
 
+TRUTH = (60, 220, 60)        # BGR green
+PREDICTION = (255, 60, 255)  # BGR magenta: far from green, from skin tones and from SynthFace's backgrounds
+ERROR = (0, 230, 255)        # BGR yellow: the line from a point's truth to its prediction
+
+
+def prediction_grid(images: list[np.ndarray], truth: list[np.ndarray], pred: list[np.ndarray],
+                    visibility: list[np.ndarray | None] | None = None, cols: int | None = None,
+                    cell: int = 192, labels: list[str] | None = None) -> np.ndarray:
+    """uint8 BGR grid of predictions against the truth, legible at 68 or 98 points: each crop scaled to
+    ``cell`` px, truth as green dots (hidden points as rings), predictions as magenta crosses, a yellow line
+    from each truth to its prediction, every mark outlined in black so it shows on any background, and a
+    legend strip above. images: (H, W, 3) BGR crops; truth / pred: (K, 2) in crop pixels; labels: a text per
+    tile, written in its top-left corner ("" for none), e.g. the model of each row."""
+    radius = max(2.0, cell / 80.0)
+    tiles = []
+    for i, image in enumerate(images):
+        s = cell / image.shape[1]
+        tile = np.ascontiguousarray(cv2.resize(image, (cell, cell), interpolation=cv2.INTER_LINEAR))
+        t = (np.asarray(truth[i], np.float64) + 0.5) * s - 0.5                       # (K, 2) tile px
+        p = (np.asarray(pred[i], np.float64) + 0.5) * s - 0.5
+        vis = visibility[i] if visibility is not None and visibility[i] is not None else np.ones(len(t))
+        for (tx, ty), (px, py) in zip(t, p):
+            if np.isfinite([tx, ty, px, py]).all():
+                cv2.line(tile, (int(round(tx * 16)), int(round(ty * 16))), (int(round(px * 16)), int(round(py * 16))),
+                         ERROR, 1, cv2.LINE_AA, 4)
+        for (x, y), v in zip(t, vis):
+            if np.isfinite([x, y]).all():
+                _dot(tile, x, y, radius + 1, (0, 0, 0), filled=v > 0)
+                _dot(tile, x, y, radius, TRUTH, filled=v > 0)
+        arm = int(round(radius * 1.3 * 16))
+        for x, y in p:
+            if np.isfinite([x, y]).all():
+                cx, cy = int(round(x * 16)), int(round(y * 16))
+                for colour, width in (((0, 0, 0), 3), (PREDICTION, 1)):
+                    cv2.line(tile, (cx - arm, cy - arm), (cx + arm, cy + arm), colour, width, cv2.LINE_AA, 4)
+                    cv2.line(tile, (cx - arm, cy + arm), (cx + arm, cy - arm), colour, width, cv2.LINE_AA, 4)
+        tiles.append(tile)
+    body = draw_grid(tiles, [None] * len(tiles), cols=cols, cell=cell, marks=labels)
+    legend = np.full((26, body.shape[1], 3), BACKGROUND, np.uint8)
+    x = 8
+    for label, colour in (("truth", TRUTH), ("prediction", PREDICTION), ("error", ERROR)):
+        if label == "truth":
+            cv2.circle(legend, (x + 6, 13), 5, colour, -1, cv2.LINE_AA)
+        elif label == "prediction":
+            cv2.line(legend, (x + 1, 8), (x + 11, 18), colour, 2, cv2.LINE_AA)
+            cv2.line(legend, (x + 1, 18), (x + 11, 8), colour, 2, cv2.LINE_AA)
+        else:
+            cv2.line(legend, (x, 13), (x + 12, 13), colour, 2, cv2.LINE_AA)
+        cv2.putText(legend, label, (x + 18, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (235, 235, 235), 1, cv2.LINE_AA)
+        x += 30 + 10 * len(label)
+    return np.vstack([legend, body])
+
+
 def _in_subset(sample: Sample, subset: str | None) -> bool:
     if subset is None:
         return True

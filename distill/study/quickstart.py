@@ -23,7 +23,7 @@ from rich.console import Console
 
 from distill.checkpoint import load_model
 from distill.data.formats import SUBSET_NAMES, load_samples
-from distill.data.show import draw_grid
+from distill.data.show import prediction_grid
 from distill.data.synthface import generate
 from distill.data.transforms import box_from_points
 from distill.deploy.bench import bench_models
@@ -328,7 +328,7 @@ def _write_outputs(out: Path, b: Budget, budget: str, ckpts, onnx_paths, parity,
     images["Training curves"] = "training_curves.png"
     _hard_faces_grid(out / "hard_faces.png", out / "data", {n: out / "models" / f"{n}.onnx" for n in
                                                            ("teacher", "student_from_teacher", "regressor_wing")})
-    images["Predictions (blue) vs truth (green) on hard test faces: teacher, student_from_teacher, regressor_wing"] = \
+    images["Predictions (magenta crosses) vs truth (green dots) on hard test faces, a row per model"] = \
         "hard_faces.png"
     write_results_json(out, models, {"claims": claims, "info": info})
     return write_report(out, models, claims, subset_names, info, images)
@@ -353,6 +353,6 @@ def _hard_faces_grid(png: Path, data_root: Path, models: dict[str, Path], per_mo
             images.append(img)
             truth.append(s.points)
             preds.append(face.points)
-    grid = draw_grid(images, truth, None, cols=len(hard), points2_list=preds)
-    write_image(png, grid)
+    labels = [name if i % len(hard) == 0 else "" for i, name in enumerate(n for n in models for _ in hard)]
+    write_image(png, prediction_grid(images, truth, preds, cols=len(hard), cell=160, labels=labels))
 

@@ -80,35 +80,42 @@ def write_results_json(out_dir: Path, models: list[dict], extra: dict) -> Path:
 
 
 def plot_training_curves(histories: dict[str, Path], out_png: Path) -> None:
-    """One panel for the training loss and one for val NME, a line per model, from Lightning CSV logs."""
+    """One panel per kind of training loss (the total, and each term: loss_gt, loss_feat, ...: their scales
+    differ, so they do not share an axis) and one for the validation NME; a line per model, from Lightning
+    CSV logs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_loss, ax_nme) = plt.subplots(1, 2, figsize=(11, 4))
+    series: dict[str, dict[str, tuple[list, list]]] = {}   # key -> model -> (steps, values)
     for name, csv_path in histories.items():
         if csv_path is None or not Path(csv_path).is_file():
             continue
-        steps_l, loss, steps_v, nme = [], [], [], []
         with open(csv_path, newline="") as f:
             for row in csv.DictReader(f):
                 step = float(row.get("step") or "nan")
-                if row.get("train/loss"):
-                    steps_l.append(step)
-                    loss.append(float(row["train/loss"]))
-                if row.get("val/nme"):
-                    steps_v.append(step)
-                    nme.append(float(row["val/nme"]))
-        if loss:
-            ax_loss.plot(steps_l, loss, label=name, lw=1)
-        if nme:
-            ax_nme.plot(steps_v, nme, marker="o", label=name, lw=1)
-    ax_loss.set(title="training loss", xlabel="step", yscale="log")
-    ax_nme.set(title="validation NME", xlabel="step", ylabel="NME (inter-ocular)")
-    for ax in (ax_loss, ax_nme):
+                for key, value in row.items():
+                    if value and (key == "val/nme" or (key.startswith("train/loss") and "/" not in key[6:])):
+                        steps, values = series.setdefault(key, {}).setdefault(name, ([], []))
+                        steps.append(step)
+                        values.append(float(value))
+    keys = sorted(k for k in series if k != "val/nme") + (["val/nme"] if "val/nme" in series else [])
+    cols = min(3, max(1, len(keys)))
+    rows = -(-max(1, len(keys)) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        for name, (steps, values) in series[key].items():
+            colour = f"C{list(histories).index(name)}"  # one colour per model in every panel
+            ax.plot(steps, values, label=name, lw=1, color=colour, marker="o" if key == "val/nme" else None)
+        if key == "val/nme":
+            ax.set(title="validation NME", xlabel="step", ylabel="NME (fraction)")
+        else:
+            ax.set(title=f"training {key[6:]}", xlabel="step", yscale="log")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
     fig.tight_layout()
     tmp = temp_path(out_png)
     fig.savefig(tmp, dpi=110)

@@ -7,6 +7,8 @@
     alignment.py     the cascade's stage-2 crops, aligned by a trained stage 1
     run.py           `distill train`: recipe -> data -> model -> Lightning fit
     runs.py          run folders, `latest`, the run record
+    tracking.py      the loggers (W&B, MLflow, TensorBoard, CSV), what they receive, `distill sync`
+    console.py       the banner, the step progress and validation lines
 
     from distill.training import train
     run_dir = train("synthface/student", ["trainer.max_steps=500"])

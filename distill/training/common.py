@@ -22,7 +22,7 @@ import torch
 
 from distill.checkpoint import model_info
 from distill.data.schema import LandmarkSchema
-from distill.data.show import draw_grid
+from distill.data.show import prediction_grid
 from distill.data.transforms import PIXEL_MEAN, PIXEL_STD
 from distill.io import write_image
 from distill.metrics import LandmarkNME
@@ -38,9 +38,13 @@ class LandmarkModule(L.LightningModule):
         self.schema = schema
         # A plain dict (never a dataclass / OmegaConf node) so checkpoints load with weights_only=True.
         self.recipe = recipe
-        self.save_hyperparameters({"recipe": recipe})
+        # logger=False: the loggers get the recipe flattened (training.tracking), not as one nested key
+        self.save_hyperparameters({"recipe": recipe}, logger=False)
         self.val_metric = LandmarkNME(schema)
         self._grid: list | None = None  # (images, pred, true, visibility) of the first val batch
+        # what the last validation drew and measured, for the loggers (training.tracking.Tracking)
+        self.last_grid: np.ndarray | None = None      # (H, W, 3) BGR: crops with truth and prediction
+        self.last_val_nme: torch.Tensor | None = None  # (N,) per-image NME (this rank's images)
 
     # ---- to be supplied by subclasses ------------------------------------------------------------
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -62,6 +66,9 @@ class LandmarkModule(L.LightningModule):
         bs = batch["image"].shape[0]
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=bs,
                       prog_bar=False, on_step=True, on_epoch=False)
+        groups = self.trainer.optimizers[0].param_groups if self.trainer.optimizers else []
+        self.log_dict({"train/lr" if len(groups) == 1 else f"train/lr/group{i}": float(g["lr"])
+                       for i, g in enumerate(groups)}, batch_size=bs, on_step=True, on_epoch=False)
         self.log("loss", terms["loss"].detach(), prog_bar=True, logger=False, batch_size=bs)
         return terms["loss"]
 
@@ -77,6 +84,7 @@ class LandmarkModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         results = self.val_metric.compute()  # reduced over every rank (torchmetrics sync)
+        self.last_val_nme = self.val_metric.per_image_nme().detach().cpu()
         self.val_metric.reset()
         scalars = {f"val/{k}": float(v) for k, v in results.items() if _is_scalar(v)}
         # Already identical on every rank; sync_dist only silences Lightning's distributed warning.
@@ -115,13 +123,10 @@ class LandmarkModule(L.LightningModule):
         if len(images) == 0:
             return
         crops = [tensor_to_bgr(im) for im in images]
-        grid = draw_grid(crops, [p.numpy() for p in true], [v.numpy() for v in vis], cols=min(4, len(crops)),
-                         points2_list=[p.numpy() for p in pred], cell=max(128, crops[0].shape[0]))
-        out = Path(self.trainer.default_root_dir) / "val_grid" / f"step{self.global_step:06d}.png"
-        write_image(out, grid)
-        for logger in self.loggers:
-            if type(logger).__name__ == "WandbLogger":
-                logger.log_image(key="val/grid", images=[grid[:, :, ::-1].copy()], step=self.global_step)
+        grid = prediction_grid(crops, [p.numpy() for p in true], [p.numpy() for p in pred], [v.numpy() for v in vis],
+                               cols=min(4, len(crops)))
+        write_image(Path(self.trainer.default_root_dir) / "val_grid" / f"step{self.global_step:06d}.png", grid)
+        self.last_grid = grid
 
 
 def _is_scalar(v) -> bool:

@@ -34,12 +34,12 @@ from distill.training.heatmap import HeatmapModule
 class FrozenTeacher:
     """A teacher model in eval mode with no gradients, run under no_grad; records where it came from."""
 
-    def __init__(self, model: nn.Module, path: str | Path = "", sha256: str = ""):
+    def __init__(self, model: nn.Module, path: str | Path = "", sha256: str = "", recipe_name: str = ""):
         self.model = model.eval().requires_grad_(False)
-        self.path, self.sha256 = str(path), sha256
+        self.path, self.sha256, self.recipe_name = str(path), sha256, recipe_name
 
     def info(self) -> dict:
-        return {"path": self.path, "sha256": self.sha256}
+        return {"path": self.path, "sha256": self.sha256, "recipe_name": self.recipe_name}
 
     def to(self, device) -> FrozenTeacher:
         self.model.to(device)
@@ -54,8 +54,8 @@ class FrozenTeacher:
 
 def load_teacher(path: Path) -> FrozenTeacher:
     """Rebuild a teacher from a checkpoint (weights_only=True inside load_model)."""
-    model, _ = load_model(path)
-    return FrozenTeacher(model, path.resolve(), file_sha256(path))
+    model, info = load_model(path)
+    return FrozenTeacher(model, path.resolve(), file_sha256(path), info.get("recipe_name", ""))
 
 
 # ----------------------------------------------------------------------------- adapters

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import lightning as L
@@ -28,12 +27,15 @@ from distill.data.datamodule import LandmarkDataModule
 from distill.data.synthface import generate
 from distill.errors import ConfigError, first_line
 from distill.io import atomic_write_json, atomic_write_text, remove_stale_temps
+from distill.models.facts import model_facts
 from distill.training import runs
 from distill.training.alignment import stage1_aligner
 from distill.training.common import LandmarkModule
+from distill.training.console import StepProgress, banner, quiet_libraries
 from distill.training.distillation import DistillationModule, load_teacher
 from distill.training.heatmap import HeatmapModule
 from distill.training.regression import RegressionModule
+from distill.training.tracking import Tracking, finish, make_loggers, teacher_artifact, wandb_run_id
 
 MODULES = {"heatmap": HeatmapModule, "regression": RegressionModule, "distillation": DistillationModule}
 
@@ -157,36 +159,17 @@ class SaveLast(Checkpoint):
             write_metrics(trainer, self.path.parent)
 
 
-def make_loggers(cfg: RecipeConfig, run_dir: Path) -> list:
-    from lightning.pytorch.loggers import CSVLogger
-
-    kind = cfg.logging.logger
-    if kind == "none":
-        return []
-    # one CSV per session (csv/0, csv/1 after a resume...): Lightning would overwrite an existing metrics.csv
-    session = len(list((run_dir / "csv").glob("*"))) if (run_dir / "csv").is_dir() else 0
-    loggers = [CSVLogger(save_dir=str(run_dir), name="csv", version=str(session))]
-    if kind in ("wandb", "wandb_online"):
-        from lightning.pytorch.loggers import WandbLogger
-
-        if kind == "wandb":
-            os.environ["WANDB_MODE"] = "offline"  # never ask for a login; `wandb sync` uploads later
-        os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(WandbLogger(save_dir=str(run_dir), project=cfg.logging.project, name=f"{cfg.name}/{run_dir.name}",
-                                   id=hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:12],
-                                   offline=kind == "wandb", resume="allow"))
-    return loggers
-
-
-def make_trainer(cfg: RecipeConfig, run_dir: Path, callbacks=()) -> L.Trainer:
-    from lightning.pytorch.callbacks import RichProgressBar
-
+def make_trainer(cfg: RecipeConfig, run_dir: Path, callbacks=(), facts: dict | None = None,
+                 quiet: bool = False) -> L.Trainer:
+    """The Lightning Trainer of a run: checkpoints, tracking (facts: the model's model_facts), progress unless
+    ``quiet`` or logging.progress is off."""
     t = cfg.trainer
     cbs = [ModelCheckpoint(dirpath=str(run_dir), filename="best", monitor="val/nme", mode="min", save_top_k=1,
                            auto_insert_metric_name=False, enable_version_counter=False),
-           SaveLast(run_dir / "last.ckpt", t.checkpoint_every_n_steps)]
-    if cfg.logging.progress:
-        cbs.append(RichProgressBar())
+           SaveLast(run_dir / "last.ckpt", t.checkpoint_every_n_steps), Tracking(cfg, run_dir, facts)]
+    progress = cfg.logging.progress and not quiet
+    if progress:
+        cbs.append(StepProgress(cfg.logging.print_every_n_steps))
     return L.Trainer(
         default_root_dir=str(run_dir), max_steps=t.max_steps, max_epochs=t.max_epochs,
         # at least one validation (and so a best.ckpt) even when the run is shorter than val_every_n_steps
@@ -196,7 +179,7 @@ def make_trainer(cfg: RecipeConfig, run_dir: Path, callbacks=()) -> L.Trainer:
         num_nodes=t.num_nodes, precision=t.precision, gradient_clip_val=t.gradient_clip_val or None,
         accumulate_grad_batches=t.accumulate_grad_batches, logger=make_loggers(cfg, run_dir) or False,
         log_every_n_steps=cfg.logging.log_every_n_steps, callbacks=cbs + list(callbacks),
-        enable_progress_bar=cfg.logging.progress, enable_model_summary=cfg.logging.progress,
+        enable_progress_bar=progress, enable_model_summary=False,  # the banner gives the model's size and cost
         num_sanity_val_steps=0, plugins=[runs.AtomicCheckpointIO()],
     )
 
@@ -230,12 +213,13 @@ def resolve(recipe: str | Path | RecipeConfig, overrides=()) -> tuple[RecipeConf
     return stored, run_dir, changes
 
 
-def train(recipe: str | Path | RecipeConfig, overrides=(), *, dry_run: bool = False, callbacks=()) -> Path:
+def train(recipe: str | Path | RecipeConfig, overrides=(), *, dry_run: bool = False, callbacks=(),
+          quiet: bool = False) -> Path:
     """Train a recipe -> the run folder. ``dry_run`` builds data, model and teacher, runs one batch
-    through the losses and returns the (empty) run folder path it would have used, without training."""
+    through the losses and returns the (empty) run folder path it would have used, without training.
+    ``quiet``: no banner and no progress (errors and skipped-sample lines still print)."""
     cfg, run_dir, changes = resolve(recipe, overrides)
-    # recipe.yaml and run.json are written into the run folder before Lightning's checkpoint callback sees it
-    warnings.filterwarnings("ignore", message=r".*exists and is not empty")
+    quiet_libraries()  # also: recipe.yaml and run.json are in the run folder before Lightning's checkpoint sees it
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -259,7 +243,7 @@ def train(recipe: str | Path | RecipeConfig, overrides=(), *, dry_run: bool = Fa
     if dry_run:
         batch = next(iter(dm.train_dataloader()))
         terms = module.losses(batch)
-        print("dry run: " + ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items()))
+        print("dry run: " + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items()))
         return runs.recipe_dir(root, cfg.name)
 
     reports = {split: r.to_dict() for split, r in dm.reports.items()}
@@ -272,11 +256,17 @@ def train(recipe: str | Path | RecipeConfig, overrides=(), *, dry_run: bool = Fa
     else:
         run_dir = runs.new_run_dir(root, cfg.name, cfg.output.run_name)
         atomic_write_text(run_dir / "recipe.yaml", recipe_to_yaml(cfg))
-        atomic_write_json(run_dir / "run.json", runs.run_record(recipe_to_dict(cfg), cfg.seed, digest,
-                                                                {"data_report": reports}))
+        extra = {"data_report": reports, "wandb_id": wandb_run_id(run_dir)}
+        teacher = module.teacher_info()
+        if teacher:
+            extra["teacher"] = {**teacher, "artifact": teacher_artifact(teacher)}
+        atomic_write_json(run_dir / "run.json", runs.run_record(recipe_to_dict(cfg), cfg.seed, digest, extra))
     trainer = None
     try:
-        trainer = make_trainer(cfg, run_dir, callbacks)
+        facts = model_facts(module.model)
+        trainer = make_trainer(cfg, run_dir, callbacks, facts, quiet)
+        if not quiet and trainer.is_global_zero:
+            print(banner(cfg, dm, facts, module.teacher_info(), trainer, run_dir), flush=True)
         trainer.fit(module, datamodule=dm, ckpt_path=str(run_dir / "last.ckpt") if resuming else None,
                     weights_only=True if resuming else None)
     except BaseException:
@@ -284,6 +274,9 @@ def train(recipe: str | Path | RecipeConfig, overrides=(), *, dry_run: bool = Fa
         if not resuming and (trainer is None or trainer.global_step == 0) and not any(run_dir.glob("*.ckpt")):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    finally:
+        if trainer is not None:
+            finish(trainer.loggers)
     return run_dir
 
 

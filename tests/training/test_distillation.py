@@ -86,7 +86,7 @@ def test_teacher_is_frozen_and_never_saved(synth_root, tmp_path):
     assert keys == set(module.state_dict()) and all(k.startswith(("model.", "adapters.", "balancer.")) for k in keys)
     n_student = sum(1 for k in keys if k.startswith("model."))
     assert n_student == len(module.model.state_dict())
-    assert ckpt["distill"]["teacher"] == {"path": "teacher.ckpt", "sha256": "0" * 64}
+    assert ckpt["distill"]["teacher"] == {"path": "teacher.ckpt", "sha256": "0" * 64, "recipe_name": ""}
 
 
 def test_module_train_keeps_the_teacher_in_eval_mode():
