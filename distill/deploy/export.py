@@ -48,6 +48,7 @@ from distill.deploy.runtime import (
 from distill.errors import DataError, ExportError
 from distill.io import remove_stale_temps, temp_path
 from distill.models.cascade import Cascade
+from distill.training.tracking import log_export
 
 PARITY_TOL_PX = 1e-3
 FORMATS = ("onnx", "torchscript")
@@ -159,7 +160,7 @@ def write_checked(deploy: DeployModule, out: Path, fmt: str, crops: np.ndarray, 
 def export(ckpt: str | Path, fmt: str | None = "onnx", out: str | Path | None = None, int8: bool = False, opset: int = 18,
            calib_data=None, check: bool = True, num_check: int = 8, num_calib: int = 64, log=print,
            tol_px: float | None = None, threads: int | None = None,
-           int8_activations: str = "uint8", strict: bool = False) -> ExportResult:
+           int8_activations: str = "uint8", strict: bool = False, track: bool = True) -> ExportResult:
     """Export a checkpoint to ONNX or TorchScript (see module docstring) -> :class:`ExportResult`.
 
     calib_data: a data folder (SynthFace / 300W layout: parity and calibration crops come from it, and
@@ -167,7 +168,9 @@ def export(ckpt: str | Path, fmt: str | None = "onnx", out: str | Path | None = 
     (random crops; the NME change is then not measured). ``check=False`` skips the parity check.
     threads: ONNX Runtime intra-op threads of the parity check (None: all cores).
     int8_activations: "uint8" or "uint16" (see :mod:`distill.deploy.quantize`). strict: a sample of the
-    data folder that its reader skips is an error (else one line through ``log``).
+    data folder that its reader skips is an error (else one line through ``log``). track: when ``ckpt`` is a
+    training run's checkpoint, the written file also goes to that run's W&B / MLflow as an artifact
+    (training.tracking.log_export).
     """
     ckpt = Path(ckpt)
     fmt = export_format(fmt, out)
@@ -208,6 +211,8 @@ def export(ckpt: str | Path, fmt: str | None = "onnx", out: str | Path | None = 
                            check=check, tol_px=tol_px, threads=threads, where=where,
                            then=quantise if int8 else None, log=log)
     log(f"wrote {out} ({fmt}{', int8' if int8 else ''}, {result.bytes / 1024:.1f} KiB)")
+    if track:
+        log_export(ckpt, [out], log=log)
     return result
 
 

@@ -44,6 +44,7 @@ import numpy as np
 
 from distill.config import RecipeConfig, checkpoints_root, recipe_to_dict
 from distill.errors import ConfigError
+from distill.io import atomic_write_json
 from distill.metrics import plot_ced
 from distill.models.facts import model_facts
 
@@ -110,11 +111,7 @@ def _mlflow(cfg: RecipeConfig, run_dir: Path, root: Path):
         from lightning.pytorch.loggers import MLFlowLogger
     except ImportError:
         raise ConfigError("key 'logging.logger': mlflow needs its package: pip install distill[mlflow]") from None
-    uri = cfg.logging.mlflow_uri
-    if not uri:
-        # MLflow 3 keeps its plain-file store in maintenance mode behind this switch; it needs no server or database
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-        uri = (root / "mlruns").resolve().as_uri()
+    uri = mlflow_uri(cfg.logging.mlflow_uri, root)
 
     class MLflow(MLFlowLogger):
         """Metric names past their first '/' joined with '.' ('val/nme/pose' -> 'val/nme.pose'): the file store
@@ -125,6 +122,15 @@ def _mlflow(cfg: RecipeConfig, run_dir: Path, root: Path):
 
     return MLflow(experiment_name=cfg.logging.project, run_name=f"{cfg.name}/{run_dir.name}", tracking_uri=uri,
                         tags={"recipe": cfg.name, "task": cfg.task, "model": cfg.model.name, "run_dir": str(run_dir)})
+
+
+def mlflow_uri(given: str, root: Path) -> str:
+    """``given`` (logging.mlflow_uri), else the local file store ``<root>/mlruns``."""
+    uri = given or (Path(root) / "mlruns").resolve().as_uri()
+    if uri.startswith("file:"):
+        # MLflow 3 keeps its plain-file store in maintenance mode behind this switch; it needs no server or database
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return uri
 
 
 def mlflow_key(key: str) -> str:
@@ -238,6 +244,13 @@ class Tracking(L.Callback):
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
             logger.log_metrics(summary, step=trainer.global_step)
+            if logger_kind(logger) == "MLFlowLogger":  # where `distill export` finds the run again
+                record = self.run_dir / "run.json"
+                if record.is_file():
+                    run = json.loads(record.read_text())
+                    run["mlflow"] = {"uri": mlflow_uri(self.cfg.logging.mlflow_uri, checkpoints_root(self.cfg)),
+                                     "run_id": logger.run_id}
+                    atomic_write_json(record, run)
             if logger_kind(logger) == "WandbLogger":
                 logger.experiment.summary.update(summary)
                 used = config.get("teacher/artifact")
@@ -263,6 +276,46 @@ class Tracking(L.Callback):
             return
         files = {alias: self.run_dir / f"{alias}.ckpt" for alias in ("best", "last")}
         log_files(trainer.loggers, {a: p for a, p in files.items() if p.is_file()}, self.cfg.name, self.run_dir.name)
+
+
+# ----------------------------------------------------------------------------- exports of a run
+def log_export(checkpoint: str | Path, files: list[Path], log=print) -> list[str]:
+    """Files exported from a run's checkpoint, as artifacts of that run in the trackers it used (from its
+    run.json and recipe.yaml): W&B (the run is reopened by its id: offline, a new segment that ``wandb sync``
+    merges; artifact ``<recipe>-<run>-export``) and MLflow (under ``exports/``). -> the trackers written to;
+    none for a checkpoint outside a run folder."""
+    from distill.config import load_recipe
+
+    run_dir = Path(checkpoint).resolve().parent
+    if not (run_dir / "run.json").is_file() or not (run_dir / "recipe.yaml").is_file():
+        return []
+    run = json.loads((run_dir / "run.json").read_text())
+    cfg = load_recipe(run_dir / "recipe.yaml")
+    names, done = logger_names(cfg.logging.logger), []
+    if {"wandb", "wandb_online"} & set(names) and run.get("wandb_id"):
+        import wandb
+
+        online = "wandb_online" in names
+        root = run_dir.parents[len(cfg.name.split("/"))]   # <root>/<recipe folder(s)>/<run>
+        wandb.setup(settings=wandb.Settings(silent=True))
+        with wandb.init(project=cfg.logging.project, id=run["wandb_id"], resume="allow", dir=str(root),
+                        mode="online" if online else "offline") as wb:
+            artifact = wandb.Artifact(f"{artifact_name(cfg.name, run_dir.name)}-export", type="model",
+                                      metadata={"checkpoint": str(checkpoint)})
+            for path in files:
+                artifact.add_file(str(path), name=Path(path).name)
+            wb.log_artifact(artifact)
+        done.append("wandb")
+    if "mlflow" in names and run.get("mlflow"):
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(mlflow_uri(run["mlflow"]["uri"], run_dir))
+        for path in files:
+            client.log_artifact(run["mlflow"]["run_id"], str(path), "exports")
+        done.append("mlflow")
+    if done:
+        log(f"logged {', '.join(Path(p).name for p in files)} to the run's {' and '.join(done)}")
+    return done
 
 
 # ----------------------------------------------------------------------------- distill sync

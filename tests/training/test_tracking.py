@@ -64,7 +64,7 @@ def test_sync_plans_the_uploads_and_the_teacher_link(runs, capsys):
     capsys.readouterr()
     assert main(["sync", "--root", str(out), "--dry-run"]) == 0
     said = capsys.readouterr().out
-    assert said.count("would upload") == 2
+    assert said.count("would upload") == len(list((out / "wandb").glob("offline-run-*"))) >= 2
     wandb_id = json.loads((run["student_from_teacher"] / "run.json").read_text())["wandb_id"]
     name = tracking.artifact_name("synthface/teacher", run["teacher"].name)
     assert f"would link run {wandb_id} <- input {name}:best" in said
@@ -82,6 +82,18 @@ def test_mlflow_file_store_holds_params_metrics_images_and_checkpoints(runs):
     artifacts = {p.name for p in (folder / "artifacts").rglob("*")}
     assert {"best.ckpt", "last.ckpt"} <= artifacts
     assert any(a.startswith("val_grid") for a in artifacts) and any(a.startswith("val_ced") for a in artifacts)
+
+
+def test_an_export_of_a_run_s_checkpoint_becomes_an_artifact_of_that_run(runs, tmp_path):
+    out, run = runs
+    assert main(["export", str(run["teacher"] / "best.ckpt"), "--out", str(tmp_path / "teacher.onnx")]) == 0
+    segments = sorted((out / "wandb").glob(f"offline-run-*-{json.loads((run['teacher'] / 'run.json').read_text())['wandb_id']}"))
+    assert len(segments) == 2  # the run, and the export reopening it (wandb sync merges them by id)
+    artifacts = wandb_contents(segments[-1])["artifacts"]
+    name = tracking.artifact_name("synthface/teacher", run["teacher"].name)
+    assert [(a[0], a[2]) for a in artifacts] == [(f"{name}-export", ["teacher.onnx"])]
+    mlflow_run = json.loads((run["teacher"] / "run.json").read_text())["mlflow"]["run_id"]
+    assert list(out.glob(f"mlruns/*/{mlflow_run}/artifacts/exports/teacher.onnx"))
 
 
 def test_tensorboard_events_hold_scalars_and_images(runs):
