@@ -254,7 +254,7 @@ class Tracking(L.Callback):
             if logger_kind(logger) == "WandbLogger":
                 logger.experiment.summary.update(summary)
                 used = config.get("teacher/artifact")
-                if used and not logger.experiment.settings._offline:
+                if used and "wandb_online" in logger_names(self.cfg.logging.logger):  # offline: `distill sync`
                     logger.experiment.use_artifact(used)
 
     def on_validation_end(self, trainer, pl_module) -> None:

@@ -151,3 +151,13 @@ def test_names_flattening_and_mlflow_keys():
     assert tracking.artifact_name("synthface/student", "20261205-0300") == "synthface-student-20261205-0300"
     assert tracking.logger_names("wandb, mlflow") == ["csv", "wandb", "mlflow"]
     assert tracking.logger_names("none") == []
+
+
+def test_on_a_terminal_progress_is_a_live_bar_and_validations_still_print(synth_root, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["train", "synthface/teacher", *shrink(tmp_path, synth_root), "logging.progress=true", *SMALL]) == 0
+    out = capsys.readouterr().out
+    assert "validation at step 4" in out
+    assert not any(line.startswith("step 2/4 (") for line in out.splitlines())  # no plain step lines
