@@ -79,6 +79,13 @@ def build_model(name_or_config, **overrides) -> nn.Module:
     return module(config)
 
 
+def output_kind(name: str) -> str:
+    """What a MODEL_CONFIGS name outputs, without building it: "heatmap" or "coords"."""
+    if name not in MODEL_CONFIGS:
+        raise ConfigError(f"model: unknown model '{name}', expected one of {sorted(MODEL_CONFIGS)}")
+    return FAMILIES[MODEL_CONFIGS[name].family][1].output_kind
+
+
 def model_config_dict(model: nn.Module) -> dict:
     """{"family": ..., **fields} with plain JSON values (tuples become lists): the checkpoint's model_config.
 

@@ -1,13 +1,15 @@
 """Lanes: a study's trainings in parallel processes of one torch thread each.
 
 A lane is a list of model names trained, exported and scored in order by one process (spawned, so no
-torch thread pools are copied); models in different lanes must not depend on each other. Small models use
+torch thread pools are copied); a model that needs one another lane trains (``job.needs``) waits until the
+parent has recorded that training (``job.wait_for``). Small models use
 one thread far better than two (1.4x per step measured on the 2-core box), so two lanes on two cores beat
 one process on both. The parent shows a progress bar per model and hears of every finished step through a
 queue; a failure in any lane stops all of them with one :class:`~distill.errors.TrainingError`.
 
-``job`` is any picklable object with ``out`` (a folder), ``steps(name)``, ``describe(name)``,
-``run(name, ckpts, progress, callbacks) -> ckpt`` and ``finish(name, ckpt, threads) -> result``
+``job`` is any picklable object with ``out`` (a folder), ``steps(name)``, ``describe(name)``, ``needs(name)``,
+``wait_for(name) -> ckpt``, ``run(name, ckpts, progress, callbacks) -> ckpt`` and
+``finish(name, ckpt, threads) -> result``
 (see :class:`distill.study.quickstart.TrainJob`).
 """
 
@@ -54,6 +56,9 @@ def _lane(job, names: list[str], ckpts: dict[str, Path], queue) -> None:
         for name in names:
             if name not in ckpts:
                 stage = "training"
+                for need in job.needs(name):
+                    if need not in ckpts:
+                        ckpts[need] = job.wait_for(need)
                 queue.put(("start", name, 0))
                 ckpts[name] = job.run(name, ckpts, progress=False, callbacks=[_ReportSteps(queue, name)])
                 queue.put(("trained", name, str(ckpts[name])))

@@ -1,7 +1,8 @@
 """`distill quickstart`: the whole study on SynthFace, on a CPU, in one command.
 
 generate SynthFace (train / test / stability) -> for each of the teacher, the student from scratch, the
-student distilled from the teacher, the ConvDW regressor with L2 and with Wing: train, export to ONNX
+student distilled from the teacher, the ConvDW regressor with L2, with Wing and distilled from the teacher:
+train, export to ONNX
 (parity checked), evaluate the ONNX file (the artefact a user ships) and its stability -> benchmark ->
 report. On 2+ cores the models go through two processes at once (see LANES).
 
@@ -53,15 +54,19 @@ STUDY: dict[str, str] = {
     "student_from_teacher": "synthface/student_from_teacher",
     "regressor_l2": "synthface/regressor_l2",
     "regressor_wing": "synthface/regressor_wing",
+    "regressor_from_teacher": "synthface/regressor_from_teacher",
 }
+# model -> the model it is distilled from (trained first; in another lane, the lane waits for it)
+NEEDS: dict[str, str] = {"student_from_teacher": "teacher", "regressor_from_teacher": "teacher"}
 
 
 # With two or more cores the trainings run in two processes ("lanes") of one torch thread each: the
 # teacher and then the student it teaches on one core, the three models that need no teacher on the
-# other. Small models use one thread far better than two (measured 1.4x per step on the 2-core box),
-# and the teacher's lane is the critical path either way.
+# other, which then waits for the teacher to distil the regressor beside the student. Small models use one
+# thread far better than two (measured 1.4x per step on the 2-core box), and the teacher's lane is the
+# critical path either way.
 LANES: tuple[tuple[str, ...], ...] = (("teacher", "student_from_teacher"),
-                                       ("student_scratch", "regressor_l2", "regressor_wing"))
+                                       ("student_scratch", "regressor_l2", "regressor_wing", "regressor_from_teacher"))
 
 
 @dataclass(frozen=True)
@@ -94,13 +99,13 @@ BUDGETS: dict[str, Budget] = {
     # nothing that its own ground truth did not. Measured: benchmarks/RESULTS.md.
     "small": Budget(num_train=3000, num_test=500, stability=8,
                     steps={"teacher": 1000, "student_scratch": 1500, "student_from_teacher": 1500,
-                           "regressor_l2": 2500, "regressor_wing": 2500},
+                           "regressor_l2": 2500, "regressor_wing": 2500, "regressor_from_teacher": 2500},
                     val_every=500, bench_repeats=30,
                     model_args={"teacher": {"channels": 96}, "student_scratch": {"channels": 32},
                                 "student_from_teacher": {"channels": 32}}),
     "full": Budget(num_train=10000, num_test=1000, stability=16,
                    steps={"teacher": 8000, "student_scratch": 12000, "student_from_teacher": 12000,
-                          "regressor_l2": 12000, "regressor_wing": 12000},
+                          "regressor_l2": 12000, "regressor_wing": 12000, "regressor_from_teacher": 12000},
                    val_every=1000, bench_repeats=100),
 }
 
@@ -237,8 +242,8 @@ class TrainJob:
                      f"logging.progress={str(progress).lower()}", *b.extra, *_json_model(name, b.model_args.get(name, {}))]
         if self.seed is not None:
             overrides.append(f"seed={self.seed}")
-        if name == "student_from_teacher":
-            overrides.append(f"teacher.ckpt={ckpts['teacher']}")
+        if name in NEEDS:
+            overrides.append(f"teacher.ckpt={ckpts[NEEDS[name]]}")
         run_dir = self.out / "checkpoints" / recipe / "quickstart"
         if (run_dir / "last.ckpt").is_file():
             overrides.append("resume=true")
@@ -248,6 +253,20 @@ class TrainJob:
 
     def steps(self, name: str) -> int:
         return self.budget.steps[name]
+
+    def needs(self, name: str) -> list[str]:
+        """The models ``name`` is trained from (lanes wait for those another lane trains)."""
+        return [NEEDS[name]] if name in NEEDS else []
+
+    def wait_for(self, name: str, poll_s: float = 2.0) -> Path:
+        """The checkpoint of ``name`` once the study has recorded its training (another lane trains it; if
+        that lane fails, the parent stops this one)."""
+        state = self.out / "quickstart_state.json"
+        while True:
+            done = json.loads(state.read_text())["done"] if state.is_file() else {}
+            if f"train:{name}" in done:
+                return Path(done[f"train:{name}"])
+            time.sleep(poll_s)
 
     def describe(self, name: str) -> str:
         return f"{STUDY[name]}, {self.budget.steps[name]} steps"
@@ -327,7 +346,8 @@ def _write_outputs(out: Path, b: Budget, budget: str, ckpts, onnx_paths, parity,
     plot_training_curves({n: _metrics_csv(ckpts[n]) for n in MODEL_NAMES}, out / "training_curves.png")
     images["Training curves"] = "training_curves.png"
     _hard_faces_grid(out / "hard_faces.png", out / "data", {n: out / "models" / f"{n}.onnx" for n in
-                                                           ("teacher", "student_from_teacher", "regressor_wing")})
+                                                           ("teacher", "student_from_teacher", "regressor_wing",
+                                                            "regressor_from_teacher")})
     images["Predictions (magenta crosses) vs truth (green dots) on hard test faces, a row per model"] = \
         "hard_faces.png"
     write_results_json(out, models, {"claims": claims, "info": info})

@@ -147,19 +147,54 @@ class TermBalancer(nn.Module):
         return 1.0 / self.mean.clamp_min(1e-12)
 
 
-# ----------------------------------------------------------------------------- the module
-class DistillationModule(HeatmapModule):
-    def __init__(self, model: nn.Module, schema, recipe: dict, teacher: FrozenTeacher):
-        super().__init__(model, schema, recipe)
-        d = recipe["distill"]
-        self.pairs = [list(p) for p in d["pairs"]]
-        self.teacher = teacher  # a plain object: not registered as a submodule (see module docstring)
-        self.adapters = build_adapters(self.pairs, model.feature_channels(), teacher.model.feature_channels(),
-                                       bn=d["adapter_bn"])
-        self.term_names = ["gt", "out"] + [f"feat/{s}" for s, _ in self.pairs]
-        self.balancer = TermBalancer(len(self.term_names), d["balance_steps"]) if d["balance"] else None
-        # sample index -> teacher targets on the CPU; only valid when every epoch sees the same pixels
-        self._cache: dict[int, tuple] | None = {} if d["cache_teacher"] else None
+# ----------------------------------------------------------------------------- shared by every KD module
+class TeacherTargets:
+    """The teacher's outputs for a batch: its last-stack heatmaps and the taps the KD pairs read, run on the
+    batch or, when ``cache`` is on, kept by sample index after the first epoch (only valid when every epoch
+    sees the same pixels, i.e. augmentation off)."""
+
+    def __init__(self, teacher: FrozenTeacher, taps: list[str], cache: bool):
+        self.teacher, self.taps = teacher, list(dict.fromkeys(taps))
+        self._cache: dict[int, tuple] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        """The images whose targets are cached (0 without a cache)."""
+        return len(self._cache) if self._cache is not None else 0
+
+    def __call__(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """-> (teacher's last-stack heatmaps (B, K, h, w), {teacher tap: (B, C, H, W)})."""
+        if self._cache is None:
+            outs, feats = self.teacher(batch["image"])
+            return outs[-1], {t: feats[t] for t in self.taps}
+        keys = [int(i) for i in batch["index"]]
+        missing = [j for j, k in enumerate(keys) if k not in self._cache]
+        if missing:
+            outs, feats = self.teacher(batch["image"][missing])
+            # float16 on the CPU halves the cache (a 128-channel 16x16 tap is 64 KB per image); the
+            # rounding (~1e-3 relative) is far below what the KD losses can resolve
+            for row, j in enumerate(missing):
+                self._cache[keys[j]] = (outs[-1][row].to("cpu", torch.float16),
+                                        {t: feats[t][row].to("cpu", torch.float16) for t in self.taps})
+        dev, dtype = batch["image"].device, batch["image"].dtype
+        last = torch.stack([self._cache[k][0] for k in keys]).to(dev, dtype)  # (B, K, h, w)
+        return last, {t: torch.stack([self._cache[k][1][t] for k in keys]).to(dev, dtype) for t in self.taps}
+
+
+def weigh_terms(raw: dict[str, torch.Tensor], names: list[str], weights: list[float],
+                balancer: TermBalancer | None, reduce=None) -> torch.Tensor:
+    """sum_i weights[i] * s_i * raw[names[i]]: s_i from ``balancer`` (1 without one; ``reduce`` averages its
+    measurement over DDP ranks). Every term stays in the graph (times 0 when switched off), so DDP never sees
+    unused parameters."""
+    values = torch.stack([raw[n] for n in names])  # (T,)
+    scales = balancer(values, reduce) if balancer is not None else torch.ones_like(values)
+    return (values * scales * values.new_tensor(weights)).sum()
+
+
+class KDMixin:
+    """What a KD module adds to its student's module: the frozen teacher (eval mode whatever Lightning
+    does), its targets, the run length the schedules span and the teacher's record."""
+
+    teacher: FrozenTeacher
 
     def teacher_info(self) -> dict:
         return self.teacher.info()
@@ -180,25 +215,23 @@ class DistillationModule(HeatmapModule):
         t = self.trainer
         return int(t.max_steps if t.max_steps > 0 else t.estimated_stepping_batches)
 
-    def teacher_targets(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """-> (teacher's last-stack heatmaps (B, K, h, w), {teacher tap: (B, C, H, W)}), from the cache
-        when enabled (keyed by the sample index) or by running the teacher on this exact batch."""
-        taps = [t for _, t in self.pairs]
-        if self._cache is None:
-            outs, feats = self.teacher(batch["image"])
-            return outs[-1], {t: feats[t] for t in taps}
-        keys = [int(i) for i in batch["index"]]
-        missing = [j for j, k in enumerate(keys) if k not in self._cache]
-        if missing:
-            outs, feats = self.teacher(batch["image"][missing])
-            # float16 on the CPU halves the cache (a 128-channel 16x16 tap is 64 KB per image); the
-            # rounding (~1e-3 relative) is far below what the KD losses can resolve
-            for row, j in enumerate(missing):
-                self._cache[keys[j]] = (outs[-1][row].to("cpu", torch.float16),
-                                        {t: feats[t][row].to("cpu", torch.float16) for t in taps})
-        dev, dtype = batch["image"].device, batch["image"].dtype
-        last = torch.stack([self._cache[k][0] for k in keys]).to(dev, dtype)  # (B, K, h, w)
-        return last, {t: torch.stack([self._cache[k][1][t] for k in keys]).to(dev, dtype) for t in taps}
+    def ddp_reduce(self):
+        """The mean over DDP ranks (what the balancer measures with), None outside a Trainer."""
+        return (lambda v: self.trainer.strategy.reduce(v, reduce_op="mean")) if self._trainer is not None else None
+
+
+# ----------------------------------------------------------------------------- the module
+class DistillationModule(KDMixin, HeatmapModule):
+    def __init__(self, model: nn.Module, schema, recipe: dict, teacher: FrozenTeacher):
+        super().__init__(model, schema, recipe)
+        d = recipe["distill"]
+        self.pairs = [list(p) for p in d["pairs"]]
+        self.teacher = teacher  # a plain object: not registered as a submodule (see module docstring)
+        self.adapters = build_adapters(self.pairs, model.feature_channels(), teacher.model.feature_channels(),
+                                       bn=d["adapter_bn"])
+        self.term_names = ["gt", "out"] + [f"feat/{s}" for s, _ in self.pairs]
+        self.balancer = TermBalancer(len(self.term_names), d["balance_steps"]) if d["balance"] else None
+        self.teacher_targets = TeacherTargets(teacher, [t for _, t in self.pairs], d["cache_teacher"])
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         d, w = self.recipe["distill"], self.recipe["loss"]
@@ -210,15 +243,8 @@ class DistillationModule(HeatmapModule):
 
         f = kd_factors(d["schedule"], self.global_step, self.total_steps(), d["warmup_steps"], d["after_warmup"],
                        d["decay_shape"])
-        values = torch.stack([raw[n] for n in self.term_names])  # (T,)
-        if self.balancer is not None:
-            reduce = (lambda v: self.trainer.strategy.reduce(v, reduce_op="mean")) if self._trainer is not None else None
-            scales = self.balancer(values, reduce)
-        else:
-            scales = torch.ones_like(values)
-        # every term stays in the graph (times 0 when switched off) so DDP never sees unused parameters
         weights = [w["w_gt"] * f["gt"], w["w_out"] * f["out"]] + [w["w_feat"] * f["feat"]] * len(self.pairs)
-        total = (values * scales * values.new_tensor(weights)).sum()
+        total = weigh_terms(raw, self.term_names, weights, self.balancer, self.ddp_reduce())
 
         terms = {"loss": total, "loss_gt": raw["gt"], "loss_out": raw["out"]}
         if self.pairs:

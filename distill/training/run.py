@@ -35,9 +35,12 @@ from distill.training.console import StepProgress, banner, quiet_libraries
 from distill.training.distillation import DistillationModule, load_teacher
 from distill.training.heatmap import HeatmapModule
 from distill.training.regression import RegressionModule
+from distill.training.regression_distillation import RegressionDistillationModule
 from distill.training.tracking import Tracking, finish, make_loggers, teacher_artifact, wandb_run_id
 
-MODULES = {"heatmap": HeatmapModule, "regression": RegressionModule, "distillation": DistillationModule}
+MODULES = {"heatmap": HeatmapModule, "regression": RegressionModule}
+# the student's kind -> its distillation module
+DISTILLATION_MODULES = {"heatmap": DistillationModule, "regression": RegressionDistillationModule}
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -55,7 +58,7 @@ def build_datamodule(cfg: RecipeConfig) -> LandmarkDataModule:
     """The DataModule, set up for fitting (so its schema is known). Heatmap targets only for heatmap tasks."""
     d = cfg.data
     d.seed = cfg.seed
-    if cfg.task == "regression":
+    if cfg.task == "regression" or models.output_kind(cfg.model.name) == "coords":  # no heatmap targets to make
         d.heatmap_size = None
     elif d.heatmap_size is None:
         d.heatmap_size = d.crop_size // 4  # the Hourglass stem's stride
@@ -99,14 +102,16 @@ def build_module(cfg: RecipeConfig, schema) -> LandmarkModule:
     if cfg.task != "distillation" and cfg.task != kind:
         raise ConfigError(f"key 'task': {cfg.task} does not fit model {cfg.model.name} (outputs {model.output_kind})")
     if cfg.task == "distillation":
-        if kind != "heatmap":
-            raise ConfigError("key 'task': distillation needs a heatmap student (the KD losses compare heatmaps)")
         path = runs.resolve_checkpoint(cfg.teacher.ckpt, checkpoints_root(cfg), "teacher.ckpt")
         teacher = load_teacher(path)
         if teacher.model.num_points != model.num_points:
             raise ConfigError(f"key 'teacher.ckpt': teacher {path} has {teacher.model.num_points} points, "
                               f"the student {model.num_points}")
-        module = DistillationModule(model, schema, recipe, teacher)
+        if teacher.model.output_kind != "heatmap":
+            raise ConfigError(f"key 'teacher.ckpt': teacher {path} is a coordinate model; distillation needs a "
+                              "heatmap teacher (its heatmaps, points and taps are what a student learns from)")
+        # a heatmap student learns the teacher's heatmaps; a regressor its decoded points (regression_distillation)
+        module = DISTILLATION_MODULES[kind](model, schema, recipe, teacher)
     else:
         module = MODULES[cfg.task](model, schema, recipe)
     if cfg.trainer.channels_last:

@@ -159,10 +159,11 @@ def test_balance_brings_terms_to_one_then_freezes():
 
 def test_teacher_cache_matches_live_teacher_and_needs_fixed_data(synth_root, tmp_path):
     teacher = tiny_teacher()
-    live, cached = make_module(teacher=teacher), make_module("distill.cache_teacher=true", teacher=teacher)
+    live = make_module("distill.cache_teacher=false", teacher=teacher)
+    cached = make_module("distill.cache_teacher=true", teacher=teacher)
     batch = fixed_batch(synth_root)
     a, b = live.teacher_targets(batch), cached.teacher_targets(batch)
-    assert len(cached._cache) == batch["image"].shape[0]
+    assert len(cached.teacher_targets) == batch["image"].shape[0] and len(live.teacher_targets) == 0
     c = cached.teacher_targets(batch)  # second call: served from the cache
     assert torch.allclose(a[0], b[0], atol=1e-3, rtol=1e-3) and torch.equal(b[0], c[0])
     assert all(torch.allclose(a[1][t], c[1][t], atol=1e-3, rtol=1e-3) for t in a[1])
